@@ -1,0 +1,106 @@
+//! Connection-tracking and fragment-tracking entries.
+
+/// The entry was created in audit mode by a flow the policy denies.
+pub const CT_FLAG_AUDIT: u8 = 1;
+/// The entry was seeded by userspace from the kernel's sockets.
+pub const CT_FLAG_SEEDED: u8 = 2;
+
+/// Idle timeout of TCP and SCTP entries.
+pub const CT_TIMEOUT_STREAM_NS: u64 = 6 * 3600 * 1_000_000_000;
+/// Idle timeout of UDP, ICMP and other entries.
+pub const CT_TIMEOUT_DATAGRAM_NS: u64 = 120 * 1_000_000_000;
+/// `last_seen_ns` is refreshed at most this often (fewer writes).
+pub const CT_REFRESH_NS: u64 = 1_000_000_000;
+
+/// A flow as sent by its originator. IPv4 addresses use the first four bytes;
+/// the rest are zero. For ICMP echo both ports hold the echo identifier.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Source address of the originator's packets.
+    pub src: [u8; 16],
+    /// Destination address of the originator's packets.
+    pub dst: [u8; 16],
+    /// Source port, network order.
+    pub sport_be: u16,
+    /// Destination port, network order.
+    pub dport_be: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
+    pub family: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 2],
+}
+
+impl CtKey {
+    /// The key of the same flow seen from the other side.
+    #[must_use]
+    pub const fn reversed(&self) -> Self {
+        Self {
+            src: self.dst,
+            dst: self.src,
+            sport_be: self.dport_be,
+            dport_be: self.sport_be,
+            proto: self.proto,
+            family: self.family,
+            reserved: [0; 2],
+        }
+    }
+}
+
+/// State of a tracked flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtValue {
+    /// Boot-clock time of the last packet (refreshed coarsely).
+    pub last_seen_ns: u64,
+    /// Policy revision that admitted the flow. A flow of another revision is
+    /// evaluated again before it passes.
+    pub revision: u32,
+    /// Rule that admitted the flow (`0` = none).
+    pub rule_id: u32,
+    /// The port (or ICMP type/code) the policy was asked about, host order.
+    pub policy_port: u16,
+    /// Direction of the originator's packets.
+    pub origin_dir: u8,
+    /// `CT_FLAG_*`.
+    pub flags: u8,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// First fragment of a datagram, so later fragments find its ports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// Source address.
+    pub src: [u8; 16],
+    /// Destination address.
+    pub dst: [u8; 16],
+    /// Fragment identification (IPv4: 16 bits, IPv6: 32 bits), host order.
+    pub id: u32,
+    /// IP protocol.
+    pub proto: u8,
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
+    pub family: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 2],
+}
+
+/// The ports of a fragmented datagram's first fragment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragValue {
+    /// Source port, network order.
+    pub sport_be: u16,
+    /// Destination port, network order.
+    pub dport_be: u16,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<CtKey>() == 40);
+const _: () = assert!(core::mem::size_of::<CtValue>() == 24);
+const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
+const _: () = assert!(core::mem::size_of::<FragValue>() == 8);

@@ -1,0 +1,54 @@
+//! Names of the programs and maps in the compiled object, and where they are
+//! pinned. A test checks that each one exists in the object.
+
+/// XDP program on ingress.
+pub const PROG_XDP: &str = "hostfw_xdp";
+/// TC program on ingress.
+pub const PROG_TC_INGRESS: &str = "hostfw_tc_in";
+/// TC program on egress.
+pub const PROG_TC_EGRESS: &str = "hostfw_tc_out";
+
+/// Every program, for checks and pinning.
+pub const PROGRAMS: [&str; 3] = [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS];
+
+/// [`crate::config::Config`] array, one entry.
+pub const MAP_CONFIG: &str = "HFW_CONFIG";
+/// [`crate::config::GenMeta`] array, one entry per generation.
+pub const MAP_GEN_META: &str = "HFW_GEN_META";
+/// IPv4 identity LPM trie ([`crate::policy::IdentKeyV4`] -> identity).
+pub const MAP_IDENT_V4: &str = "HFW_IDENT_V4";
+/// IPv6 identity LPM trie ([`crate::policy::IdentKeyV6`] -> identity).
+pub const MAP_IDENT_V6: &str = "HFW_IDENT_V6";
+/// Policy LPM trie ([`crate::policy::PolicyKey`] -> [`crate::policy::PolicyValue`]).
+pub const MAP_POLICY: &str = "HFW_POLICY";
+/// Connection tracker, LRU hash ([`crate::conntrack::CtKey`] -> [`crate::conntrack::CtValue`]).
+pub const MAP_CONNTRACK: &str = "HFW_CT";
+/// IP fragment tracker, LRU hash ([`crate::conntrack::FragKey`] -> [`crate::conntrack::FragValue`]).
+pub const MAP_FRAGS: &str = "HFW_FRAGS";
+/// Per-CPU packet counters indexed by [`crate::stats::Stat`].
+pub const MAP_STATS: &str = "HFW_STATS";
+/// Per-CPU counters of new-flow decisions per rule, indexed by
+/// `generation * max_rule_ids + rule_id`.
+pub const MAP_RULE_STATS: &str = "HFW_RULE_STATS";
+/// Ring buffer of [`crate::event::Event`]s.
+pub const MAP_EVENTS: &str = "HFW_EVENTS";
+/// Per-CPU token bucket that rate-limits events.
+pub const MAP_EVENT_BUDGET: &str = "HFW_EV_BUDGET";
+
+/// Every map, for checks and pinning.
+pub const MAPS: [&str; 11] = [
+    MAP_CONFIG,
+    MAP_GEN_META,
+    MAP_IDENT_V4,
+    MAP_IDENT_V6,
+    MAP_POLICY,
+    MAP_CONNTRACK,
+    MAP_FRAGS,
+    MAP_STATS,
+    MAP_RULE_STATS,
+    MAP_EVENTS,
+    MAP_EVENT_BUDGET,
+];
+
+/// Default bpffs directory of hostfw's pins.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/hostfw";

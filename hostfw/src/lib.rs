@@ -1,0 +1,1 @@
+//! hostfw: a host firewall for bare Linux nodes.
