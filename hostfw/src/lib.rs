@@ -1,1 +1,18 @@
 //! hostfw: a host firewall for bare Linux nodes.
+//!
+//! The library holds all of hostfw's work; `main.rs` only parses the
+//! command line. Layers, from the policy to the kernel:
+//! [`ruleset`] (the lowered policy) → [`mapstate`] (desired map contents,
+//! pure) → [`datapath`] (load, attach, write with an atomic switch).
+//! [`refeval`] evaluates a rule set directly and is the tests' oracle.
+
+pub mod config;
+pub mod craft;
+pub mod daemon;
+pub mod datapath;
+pub mod logging;
+pub mod mapstate;
+pub mod refeval;
+pub mod ruleset;
+pub mod source;
+// testgen: added by the helper

@@ -1,1 +1,62 @@
-fn main() {}
+//! The `hostfw` command: parses the command line and dispatches.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use hostfw::{config, daemon};
+
+#[derive(Parser)]
+#[command(name = "hostfw", version, about = "Host firewall: Cilium host policies enforced with eBPF")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the firewall service: attach to the interfaces and enforce.
+    Daemon {
+        /// Configuration file.
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// On exit, detach and remove all pins instead of leaving the last
+        /// policy enforcing.
+        #[arg(long)]
+        detach_on_exit: bool,
+        /// bpffs directory of the pins.
+        #[arg(long, default_value = hostfw_common::names::PIN_ROOT, hide = true)]
+        pin_root: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    hostfw::logging::init();
+    let result = match cli.command {
+        Command::Daemon {
+            config,
+            detach_on_exit,
+            pin_root,
+        } => run_daemon(daemon::DaemonOptions {
+            config,
+            detach_on_exit,
+            pin_root,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostfw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_daemon(opts: daemon::DaemonOptions) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(daemon::run(opts, &hostfw::source::rules_from_config))?;
+    Ok(())
+}

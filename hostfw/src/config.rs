@@ -1,0 +1,396 @@
+//! `/etc/hostfw/hostfw.toml`: the daemon's configuration file.
+//!
+//! Every key is optional; unknown keys are errors. See DESIGN.md section 3
+//! for the contract and the defaults.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::ruleset::Mode;
+
+/// Default path of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/hostfw/hostfw.toml";
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// "audit" (default) or "enforce".
+    #[serde(default, deserialize_with = "mode")]
+    pub mode: Mode,
+    /// This node.
+    #[serde(default)]
+    pub node: Node,
+    /// Which interfaces are managed.
+    #[serde(default)]
+    pub interfaces: Interfaces,
+    /// Address sets of the entities.
+    #[serde(default)]
+    pub cluster: Cluster,
+    /// Policy options.
+    #[serde(default)]
+    pub policy: PolicyOptions,
+    /// Always-allowed traffic.
+    #[serde(default)]
+    pub failsafe: Failsafe,
+    /// Trial apply defaults.
+    #[serde(default)]
+    pub trial: Trial,
+    /// Where the policies are.
+    #[serde(default)]
+    pub policies: Policies,
+    /// Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+fn mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "audit" => Ok(Mode::Audit),
+        "enforce" => Ok(Mode::Enforce),
+        other => Err(serde::de::Error::custom(format!(
+            "mode must be \"audit\" or \"enforce\", not {other:?}"
+        ))),
+    }
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Node name; default: the hostname.
+    pub name: Option<String>,
+    /// Labels matched by `nodeSelector`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Extra addresses of entity `host`, beside the interfaces' own.
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+/// `[interfaces]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Interfaces {
+    /// Glob patterns of managed interface names.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Glob patterns of interfaces never managed.
+    #[serde(default = "default_exclude")]
+    pub exclude: Vec<String>,
+}
+
+fn default_include() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn default_exclude() -> Vec<String> {
+    ["lo", "veth*", "docker*", "cni*", "lxc*"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+impl Default for Interfaces {
+    fn default() -> Self {
+        Self {
+            include: default_include(),
+            exclude: default_exclude(),
+        }
+    }
+}
+
+impl Interfaces {
+    /// Whether `name` is managed. Loopback never is.
+    #[must_use]
+    pub fn manages(&self, name: &str) -> bool {
+        name != "lo"
+            && self.include.iter().any(|p| glob_match(p, name))
+            && !self.exclude.iter().any(|p| glob_match(p, name))
+    }
+}
+
+/// Shell-style `*` and `?` matching of interface names.
+#[must_use]
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn rec(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => rec(&p[1..], n) || (!n.is_empty() && rec(p, &n[1..])),
+            (Some(b'?'), Some(_)) => rec(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    rec(pattern.as_bytes(), name.as_bytes())
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Addresses of all nodes.
+    #[serde(default)]
+    pub nodes: Vec<IpAddr>,
+    /// Pod CIDRs.
+    #[serde(default)]
+    pub pod_cidrs: Vec<IpNet>,
+    /// API server addresses.
+    #[serde(default)]
+    pub apiservers: Vec<IpAddr>,
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOptions {
+    /// CIDR rules also match node addresses.
+    #[serde(default)]
+    pub cidr_match_nodes: bool,
+}
+
+/// One failsafe entry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FailsafePort {
+    /// "TCP", "UDP" or "SCTP".
+    pub protocol: String,
+    /// Port.
+    pub port: u16,
+    /// Narrows the entry to these peers.
+    pub cidr: Option<IpNet>,
+}
+
+/// `[failsafe]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Failsafe {
+    /// Inbound failsafe ports.
+    #[serde(default = "default_inbound")]
+    pub inbound: Vec<FailsafePort>,
+    /// Outbound failsafe ports.
+    #[serde(default = "default_outbound")]
+    pub outbound: Vec<FailsafePort>,
+}
+
+fn fs(protocol: &str, port: u16) -> FailsafePort {
+    FailsafePort {
+        protocol: protocol.into(),
+        port,
+        cidr: None,
+    }
+}
+
+fn default_inbound() -> Vec<FailsafePort> {
+    vec![fs("TCP", 22), fs("UDP", 68)]
+}
+
+fn default_outbound() -> Vec<FailsafePort> {
+    vec![fs("UDP", 53), fs("TCP", 53), fs("UDP", 67)]
+}
+
+impl Default for Failsafe {
+    fn default() -> Self {
+        Self {
+            inbound: default_inbound(),
+            outbound: default_outbound(),
+        }
+    }
+}
+
+/// `[trial]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Trial {
+    /// Default trial duration, e.g. "2m".
+    #[serde(default = "default_trial")]
+    pub default: String,
+}
+
+fn default_trial() -> String {
+    "2m".into()
+}
+
+impl Default for Trial {
+    fn default() -> Self {
+        Self {
+            default: default_trial(),
+        }
+    }
+}
+
+/// `[policies]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// Files or directories of policies.
+    #[serde(default = "default_paths")]
+    pub paths: Vec<PathBuf>,
+}
+
+fn default_paths() -> Vec<PathBuf> {
+    vec![PathBuf::from("/etc/hostfw/policies.d")]
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            paths: default_paths(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Listen address of the Prometheus endpoint.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9964".into()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// What is wrong and where (line and column).
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parses the text of a configuration file; `path` is for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("{at}{}", e.message()),
+            }
+        })
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::parse("", Path::new("x.toml")).expect("empty config is valid");
+        assert_eq!(c.mode, Mode::Audit);
+        assert_eq!(c.interfaces.include, vec!["*"]);
+        assert!(c.interfaces.exclude.contains(&"veth*".to_string()));
+        assert_eq!(c.failsafe.inbound[0], fs("TCP", 22));
+        assert_eq!(c.failsafe.outbound.len(), 3);
+        assert_eq!(c.trial.default, "2m");
+        assert_eq!(c.metrics.listen, "127.0.0.1:9964");
+        assert!(c.cluster.nodes.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_position() {
+        let err = Config::parse("mode = \"audit\"\n[node]\nnmae = \"x\"\n", Path::new("c.toml"))
+            .expect_err("typo must be rejected");
+        let msg = err.to_string();
+        assert!(msg.contains("c.toml: line 3"), "{msg}");
+        assert!(msg.contains("nmae"), "{msg}");
+    }
+
+    #[test]
+    fn bad_mode_is_named() {
+        let err = Config::parse("mode = \"enforcing\"", Path::new("c.toml")).expect_err("bad mode");
+        assert!(err.to_string().contains("\"audit\" or \"enforce\""), "{err}");
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+mode = "audit"
+[node]
+name = "node-1"
+labels = { "node-role.kubernetes.io/control-plane" = "" }
+addresses = []
+[interfaces]
+include = ["*"]
+exclude = ["lo", "veth*", "docker*", "cni*", "lxc*"]
+[cluster]
+nodes = ["10.0.0.1", "10.0.0.2"]
+pod_cidrs = ["10.244.0.0/16"]
+apiservers = ["10.0.0.10"]
+[policy]
+cidr_match_nodes = false
+[failsafe]
+inbound = [{ protocol = "TCP", port = 22 }, { protocol = "UDP", port = 68 }]
+outbound = [{ protocol = "UDP", port = 53 }, { protocol = "TCP", port = 53 },
+            { protocol = "UDP", port = 67, cidr = "10.50.0.0/24" }]
+[trial]
+default = "2m"
+[policies]
+paths = ["/etc/hostfw/policies.d"]
+[metrics]
+listen = "127.0.0.1:9964"
+"#;
+        let c = Config::parse(text, Path::new("h.toml")).expect("design example");
+        assert_eq!(c.node.name.as_deref(), Some("node-1"));
+        assert_eq!(c.cluster.nodes.len(), 2);
+        assert!(c.failsafe.outbound[2].cidr.is_some());
+    }
+
+    #[test]
+    fn interface_globs() {
+        let i = Interfaces::default();
+        assert!(i.manages("eth0"));
+        assert!(!i.manages("lo"));
+        assert!(!i.manages("veth12ab"));
+        assert!(glob_match("en?0", "enp0") && !glob_match("en?0", "enp10"));
+    }
+}

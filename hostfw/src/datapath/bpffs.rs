@@ -1,0 +1,47 @@
+//! The bpf filesystem: mounted where missing, and hostfw's pin layout.
+
+use std::path::{Path, PathBuf};
+
+use nix::{
+    mount::{MsFlags, mount},
+    sys::statfs::{BPF_FS_MAGIC, statfs},
+};
+
+use super::DatapathError;
+
+/// Makes sure `pin_root`'s parent is a bpffs (mounting one at
+/// `/sys/fs/bpf` when that is where it should be) and creates the pin
+/// directories.
+pub fn prepare(pin_root: &Path) -> Result<(), DatapathError> {
+    let fs_root = pin_root.parent().unwrap_or(Path::new("/sys/fs/bpf"));
+    let is_bpffs = statfs(fs_root).is_ok_and(|s| s.filesystem_type() == BPF_FS_MAGIC);
+    if !is_bpffs {
+        mount(
+            Some("bpf"),
+            fs_root,
+            Some("bpf"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|source| DatapathError::Bpffs {
+            path: fs_root.to_path_buf(),
+            source,
+        })?;
+    }
+    for dir in [pin_root.to_path_buf(), links_dir(pin_root)] {
+        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir { path: dir, source })?;
+    }
+    Ok(())
+}
+
+/// Directory of the pinned links.
+#[must_use]
+pub fn links_dir(pin_root: &Path) -> PathBuf {
+    pin_root.join("links")
+}
+
+/// Pin path of one interface's link for one program.
+#[must_use]
+pub fn link_pin(pin_root: &Path, ifname: &str, program: &str) -> PathBuf {
+    links_dir(pin_root).join(format!("{ifname}.{program}"))
+}

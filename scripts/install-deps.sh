@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything hostfw needs to build and test on Debian 12 (bookworm),
+# as root. Idempotent: a second run only checks.
+set -euo pipefail
+
+need_apt=()
+for pkg in rustc-web cargo-web rust-web-src llvm-22-dev iproute2 iputils-ping \
+           bpftool netcat-openbsd ethtool python3 ca-certificates; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+    || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
+fi
+
+if ! command -v rustup >/dev/null; then
+  echo "install-deps: rustup is required (the machine's Rust toolchain)" >&2
+  exit 1
+fi
+# Debian's rustc-web and its library source build the eBPF crate (-Z build-std).
+if ! rustup toolchain list | grep -q '^debweb'; then
+  rustup toolchain link debweb /usr
+fi
+rustup component list --installed 2>/dev/null | grep -q clippy \
+  || rustup component add clippy rustfmt
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! bpf-linker --version 2>/dev/null | grep -q '0.13.0'; then
+  echo "install-deps: building bpf-linker 0.13.0 against LLVM 22 (about a minute)"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install --locked bpf-linker@0.13.0 \
+    --no-default-features --features llvm-22
+fi
+
+# bpffs: systemd mounts it on real nodes; bare machines may lack it.
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
+echo "install-deps: ok"
