@@ -212,7 +212,8 @@ fn parse_ipv6<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<usize> 
         return None;
     }
     let mut cur = off + 40;
-    for _ in 0..MAX_EXT_HEADERS {
+    // One more round than headers: the last round reads the L4 protocol.
+    for _ in 0..=MAX_EXT_HEADERS {
         match next {
             // Hop-by-hop, routing, destination options.
             0 | 43 | 60 => {
