@@ -1,11 +1,11 @@
 //! Connection tracking: lookups in both orientations, creation, refresh.
 
 use hostfw_common::{
-    proto,
     conntrack::{
         CT_REFRESH_NS, CT_TIMEOUT_DATAGRAM_NS, CT_TIMEOUT_STREAM_NS, CtKey, CtValue, FragKey,
         FragValue,
     },
+    proto,
 };
 
 use crate::{

@@ -8,8 +8,7 @@ use hostfw_common::{
     event::Reason,
     policy::{
         ACTION_ALLOW, ACTION_DENY, ACTION_FAILSAFE, IDENT_PREFIX_GEN, IDENTITY_ANY, IDENTITY_NONE,
-        IdentKeyV4, IdentKeyV6, POLICY_PREFIX_FULL, POLICY_PREFIX_PORT_ANY, PolicyKey,
-        PolicyValue,
+        IdentKeyV4, IdentKeyV6, POLICY_PREFIX_FULL, POLICY_PREFIX_PORT_ANY, PolicyKey, PolicyValue,
     },
 };
 

@@ -28,8 +28,7 @@ pub static IDENT_V4: LpmTrie<IdentKeyV4, u32> = LpmTrie::pinned(262_144, BPF_F_N
 pub static IDENT_V6: LpmTrie<IdentKeyV6, u32> = LpmTrie::pinned(262_144, BPF_F_NO_PREALLOC);
 
 #[map(name = "HFW_POLICY")]
-pub static POLICY: LpmTrie<PolicyKey, PolicyValue> =
-    LpmTrie::pinned(524_288, BPF_F_NO_PREALLOC);
+pub static POLICY: LpmTrie<PolicyKey, PolicyValue> = LpmTrie::pinned(524_288, BPF_F_NO_PREALLOC);
 
 #[map(name = "HFW_CT")]
 pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(262_144, 0);

@@ -338,8 +338,11 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_with_its_position() {
-        let err = Config::parse("mode = \"audit\"\n[node]\nnmae = \"x\"\n", Path::new("c.toml"))
-            .expect_err("typo must be rejected");
+        let err = Config::parse(
+            "mode = \"audit\"\n[node]\nnmae = \"x\"\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("typo must be rejected");
         let msg = err.to_string();
         assert!(msg.contains("c.toml: line 3"), "{msg}");
         assert!(msg.contains("nmae"), "{msg}");
@@ -348,7 +351,10 @@ mod tests {
     #[test]
     fn bad_mode_is_named() {
         let err = Config::parse("mode = \"enforcing\"", Path::new("c.toml")).expect_err("bad mode");
-        assert!(err.to_string().contains("\"audit\" or \"enforce\""), "{err}");
+        assert!(
+            err.to_string().contains("\"audit\" or \"enforce\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -127,8 +127,8 @@ async fn follow_events(dp: &mut Datapath) -> Result<(), DaemonError> {
             kind: "map",
             name: MAP_EVENTS,
         })?;
-    let ring: RingBuf<MapData> = RingBuf::try_from(map)
-        .map_err(|e| DatapathError::map(MAP_EVENTS, "open", e))?;
+    let ring: RingBuf<MapData> =
+        RingBuf::try_from(map).map_err(|e| DatapathError::map(MAP_EVENTS, "open", e))?;
     // SAFETY: the ring buffer owns its fd, which stays open and the same
     // for as long as the AsyncFd owns the ring buffer.
     let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|e| DaemonError::Io {

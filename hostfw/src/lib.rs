@@ -16,3 +16,4 @@ pub mod refeval;
 pub mod ruleset;
 pub mod source;
 // testgen: added by the helper
+pub mod testgen;

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use hostfw::{config, daemon};
 
 #[derive(Parser)]
-#[command(name = "hostfw", version, about = "Host firewall: Cilium host policies enforced with eBPF")]
+#[command(
+    name = "hostfw",
+    version,
+    about = "Host firewall: Cilium host policies enforced with eBPF"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

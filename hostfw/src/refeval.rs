@@ -46,7 +46,9 @@ impl Packet {
     pub fn policy_port(&self) -> Option<u16> {
         match self.proto {
             proto::TCP | proto::UDP | proto::SCTP => self.port,
-            proto::ICMP | proto::ICMPV6 => self.icmp.map(|(t, c)| (u16::from(t) << 8) | u16::from(c)),
+            proto::ICMP | proto::ICMPV6 => {
+                self.icmp.map(|(t, c)| (u16::from(t) << 8) | u16::from(c))
+            }
             _ => Some(0),
         }
     }
@@ -190,7 +192,9 @@ pub fn l4_matches(l4: &L4, pkt: &Packet) -> bool {
                     None => first == 0 && last == u16::MAX,
                 }
         }
-        L4::Icmp { proto, icmp_type } => proto == pkt.proto && pkt.icmp.is_some_and(|(t, _)| t == icmp_type),
+        L4::Icmp { proto, icmp_type } => {
+            proto == pkt.proto && pkt.icmp.is_some_and(|(t, _)| t == icmp_type)
+        }
     }
 }
 
@@ -270,24 +274,58 @@ mod tests {
             default_deny_egress: false,
             rules: vec![
                 rule(4, Action::Allow, Peers::Any, vec![ports(22, 22)]),
-                rule(3, Action::Deny, cidr("10.0.0.0/8", &["10.1.0.0/16"]), vec![ports(0, 1023)]),
-                rule(9, Action::Failsafe, cidr("10.2.0.0/16", &[]), vec![ports(22, 22)]),
+                rule(
+                    3,
+                    Action::Deny,
+                    cidr("10.0.0.0/8", &["10.1.0.0/16"]),
+                    vec![ports(0, 1023)],
+                ),
+                rule(
+                    9,
+                    Action::Failsafe,
+                    cidr("10.2.0.0/16", &[]),
+                    vec![ports(22, 22)],
+                ),
                 rule(2, Action::Allow, Peers::Any, vec![ports(20, 30)]),
             ],
         };
         let ev = |remote, port| evaluate(&rs, &tcp(remote, port));
-        assert_eq!(ev("192.0.2.1", Some(22)), outcome(Verdict::Allowed, 2, Reason::RuleAllow));
-        assert_eq!(ev("10.0.0.1", Some(22)), outcome(Verdict::Denied, 3, Reason::RuleDeny));
-        assert_eq!(ev("10.1.0.1", Some(22)), outcome(Verdict::Allowed, 2, Reason::RuleAllow));
-        assert_eq!(ev("10.2.0.1", Some(22)), outcome(Verdict::Allowed, 9, Reason::Failsafe));
-        assert_eq!(ev("192.0.2.1", Some(80)), outcome(Verdict::Denied, 0, Reason::DefaultDeny));
+        assert_eq!(
+            ev("192.0.2.1", Some(22)),
+            outcome(Verdict::Allowed, 2, Reason::RuleAllow)
+        );
+        assert_eq!(
+            ev("10.0.0.1", Some(22)),
+            outcome(Verdict::Denied, 3, Reason::RuleDeny)
+        );
+        assert_eq!(
+            ev("10.1.0.1", Some(22)),
+            outcome(Verdict::Allowed, 2, Reason::RuleAllow)
+        );
+        assert_eq!(
+            ev("10.2.0.1", Some(22)),
+            outcome(Verdict::Allowed, 9, Reason::Failsafe)
+        );
+        assert_eq!(
+            ev("192.0.2.1", Some(80)),
+            outcome(Verdict::Denied, 0, Reason::DefaultDeny)
+        );
         // Unknown port: no rule covers every port.
-        assert_eq!(ev("10.0.0.1", None), outcome(Verdict::Denied, 0, Reason::DefaultDeny));
+        assert_eq!(
+            ev("10.0.0.1", None),
+            outcome(Verdict::Denied, 0, Reason::DefaultDeny)
+        );
         // Wrong family never matches a CIDR.
-        assert_eq!(ev("::ffff:10.0.0.1", Some(80)), outcome(Verdict::Denied, 0, Reason::DefaultDeny));
+        assert_eq!(
+            ev("::ffff:10.0.0.1", Some(80)),
+            outcome(Verdict::Denied, 0, Reason::DefaultDeny)
+        );
         let mut egress = tcp("10.0.0.1", Some(22));
         egress.direction = Direction::Egress;
-        assert_eq!(evaluate(&rs, &egress), outcome(Verdict::Allowed, 0, Reason::NoPolicy));
+        assert_eq!(
+            evaluate(&rs, &egress),
+            outcome(Verdict::Allowed, 0, Reason::NoPolicy)
+        );
         let audit = RuleSet {
             mode: Mode::Audit,
             ..rs.clone()
@@ -309,10 +347,15 @@ mod tests {
             default_deny_ingress: true,
             rules: vec![
                 rule(1, Action::Allow, Peers::Any, vec![ports(0, 65535)]),
-                rule(2, Action::Allow, Peers::Any, vec![L4::Icmp {
-                    proto: proto::ICMP,
-                    icmp_type: 8,
-                }]),
+                rule(
+                    2,
+                    Action::Allow,
+                    Peers::Any,
+                    vec![L4::Icmp {
+                        proto: proto::ICMP,
+                        icmp_type: 8,
+                    }],
+                ),
             ],
             ..Default::default()
         };
@@ -330,16 +373,28 @@ mod tests {
             port: None,
             icmp: Some((8, 0)),
         };
-        assert_eq!(evaluate(&rs, &ping), outcome(Verdict::Allowed, 2, Reason::RuleAllow));
+        assert_eq!(
+            evaluate(&rs, &ping),
+            outcome(Verdict::Allowed, 2, Reason::RuleAllow)
+        );
         let fragment = Packet { icmp: None, ..ping };
         assert_eq!(evaluate(&rs, &fragment).reason, Reason::DefaultDeny);
         let l3 = RuleSet {
             rules: vec![rule(7, Action::Deny, Peers::Any, vec![L4::Any])],
             ..rs.clone()
         };
-        assert_eq!(evaluate(&l3, &fragment), outcome(Verdict::Denied, 7, Reason::RuleDeny));
-        let gre = Packet { proto: 47, ..fragment };
-        assert_eq!(evaluate(&l3, &gre), outcome(Verdict::Denied, 7, Reason::RuleDeny));
+        assert_eq!(
+            evaluate(&l3, &fragment),
+            outcome(Verdict::Denied, 7, Reason::RuleDeny)
+        );
+        let gre = Packet {
+            proto: 47,
+            ..fragment
+        };
+        assert_eq!(
+            evaluate(&l3, &gre),
+            outcome(Verdict::Denied, 7, Reason::RuleDeny)
+        );
     }
 
     #[test]
@@ -351,22 +406,43 @@ mod tests {
             ..Default::default()
         };
         for t in [1, 2, 3, 4, 130, 133, 135, 136, 141, 143, 148, 149, 151, 153] {
-            assert_eq!(evaluate(&rs, &icmp6(t)), outcome(Verdict::Allowed, 0, Reason::Icmp6Always), "{t}");
+            assert_eq!(
+                evaluate(&rs, &icmp6(t)),
+                outcome(Verdict::Allowed, 0, Reason::Icmp6Always),
+                "{t}"
+            );
         }
         for t in [128, 129] {
-            assert_eq!(evaluate(&rs, &icmp6(t)), outcome(Verdict::Denied, 1, Reason::RuleDeny), "{t}");
+            assert_eq!(
+                evaluate(&rs, &icmp6(t)),
+                outcome(Verdict::Denied, 1, Reason::RuleDeny),
+                "{t}"
+            );
         }
         for t in [0, 5, 127, 137, 140, 144, 150, 154, 255] {
-            assert_eq!(evaluate(&rs, &icmp6(t)), outcome(Verdict::Denied, 0, Reason::Icmp6Forbidden), "{t}");
+            assert_eq!(
+                evaluate(&rs, &icmp6(t)),
+                outcome(Verdict::Denied, 0, Reason::Icmp6Forbidden),
+                "{t}"
+            );
         }
         let audit = RuleSet {
             mode: Mode::Audit,
             ..rs.clone()
         };
-        assert_eq!(evaluate(&audit, &icmp6(137)), outcome(Verdict::Audit, 0, Reason::Icmp6Forbidden));
+        assert_eq!(
+            evaluate(&audit, &icmp6(137)),
+            outcome(Verdict::Audit, 0, Reason::Icmp6Forbidden)
+        );
         // An ICMPv6 fragment of unknown type goes to the policy.
-        let frag = Packet { icmp: None, ..icmp6(0) };
-        assert_eq!(evaluate(&rs, &frag), outcome(Verdict::Denied, 1, Reason::RuleDeny));
+        let frag = Packet {
+            icmp: None,
+            ..icmp6(0)
+        };
+        assert_eq!(
+            evaluate(&rs, &frag),
+            outcome(Verdict::Denied, 1, Reason::RuleDeny)
+        );
     }
 
     #[test]

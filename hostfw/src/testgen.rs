@@ -52,13 +52,23 @@ pub const V6_ANCHORS: [u128; 8] = [
 
 const V4_LENS: [u8; 13] = [0, 1, 8, 9, 15, 16, 23, 24, 25, 26, 30, 31, 32];
 const V6_LENS: [u8; 12] = [0, 1, 16, 32, 47, 48, 63, 64, 96, 120, 127, 128];
-const PORTS: [u16; 17] = [0, 1, 21, 22, 23, 53, 79, 80, 81, 443, 1023, 1024, 8080, 32767, 32768, 65534, 65535];
+const PORTS: [u16; 17] = [
+    0, 1, 21, 22, 23, 53, 79, 80, 81, 443, 1023, 1024, 8080, 32767, 32768, 65534, 65535,
+];
 const ICMP_TYPES: [u8; 10] = [0, 1, 3, 8, 11, 128, 129, 135, 137, 255];
 /// ICMPv6 types around the class boundaries of the datapath.
 const ICMP6_EDGES: [u8; 24] = [
-    0, 1, 2, 4, 5, 127, 128, 129, 130, 133, 136, 137, 140, 141, 143, 144, 147, 148, 149, 150, 151, 153, 154, 255,
+    0, 1, 2, 4, 5, 127, 128, 129, 130, 133, 136, 137, 140, 141, 143, 144, 147, 148, 149, 150, 151,
+    153, 154, 255,
 ];
-const OTHER_PROTOS: [u8; 6] = [proto::TCP, proto::UDP, proto::SCTP, proto::ICMP, proto::ICMPV6, 47];
+const OTHER_PROTOS: [u8; 6] = [
+    proto::TCP,
+    proto::UDP,
+    proto::SCTP,
+    proto::ICMP,
+    proto::ICMPV6,
+    47,
+];
 
 /// Shape of the generated rule sets.
 #[derive(Clone, Debug)]
@@ -124,7 +134,11 @@ pub fn random_net<R: Rng + ?Sized>(rng: &mut R, v6: bool) -> IpNet {
         } else {
             rng.random_range(0..=128)
         };
-        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), len).map(|n| n.trunc()).unwrap_or_default())
+        IpNet::V6(
+            Ipv6Net::new(Ipv6Addr::from(a), len)
+                .map(|n| n.trunc())
+                .unwrap_or_default(),
+        )
     } else {
         let mut a = *V4_ANCHORS.choose(rng).unwrap_or(&0);
         if rng.random_bool(0.2) {
@@ -135,7 +149,11 @@ pub fn random_net<R: Rng + ?Sized>(rng: &mut R, v6: bool) -> IpNet {
         } else {
             rng.random_range(0..=32)
         };
-        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), len).map(|n| n.trunc()).unwrap_or_default())
+        IpNet::V4(
+            Ipv4Net::new(Ipv4Addr::from(a), len)
+                .map(|n| n.trunc())
+                .unwrap_or_default(),
+        )
     }
 }
 
@@ -316,11 +334,19 @@ fn neighbour(a: IpAddr, up: bool) -> IpAddr {
     match a {
         IpAddr::V4(a) => {
             let v = u32::from(a);
-            IpAddr::V4(Ipv4Addr::from(if up { v.wrapping_add(1) } else { v.wrapping_sub(1) }))
+            IpAddr::V4(Ipv4Addr::from(if up {
+                v.wrapping_add(1)
+            } else {
+                v.wrapping_sub(1)
+            }))
         }
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            IpAddr::V6(Ipv6Addr::from(if up { v.wrapping_add(1) } else { v.wrapping_sub(1) }))
+            IpAddr::V6(Ipv6Addr::from(if up {
+                v.wrapping_add(1)
+            } else {
+                v.wrapping_sub(1)
+            }))
         }
     }
 }
@@ -358,14 +384,22 @@ fn random_remote<R: Rng + ?Sized>(rng: &mut R, rules: &RuleSet, opts: &PacketOpt
 }
 
 /// A random packet, biased toward the boundaries of `rules`.
-pub fn random_packet<R: Rng + ?Sized>(rng: &mut R, rules: &RuleSet, opts: &PacketOptions) -> Packet {
+pub fn random_packet<R: Rng + ?Sized>(
+    rng: &mut R,
+    rules: &RuleSet,
+    opts: &PacketOptions,
+) -> Packet {
     let l4s: Vec<L4> = rules
         .rules
         .iter()
         .flat_map(|r| r.l4.iter().copied())
         .filter(|l| !matches!(l, L4::Any))
         .collect();
-    let from_rule = if rng.random_bool(0.6) { l4s.choose(rng).copied() } else { None };
+    let from_rule = if rng.random_bool(0.6) {
+        l4s.choose(rng).copied()
+    } else {
+        None
+    };
     let proto = match from_rule {
         Some(L4::Ports { proto, .. } | L4::Icmp { proto, .. }) => proto,
         _ => *OTHER_PROTOS.choose(rng).unwrap_or(&proto::TCP),
@@ -389,7 +423,9 @@ pub fn random_packet<R: Rng + ?Sized>(rng: &mut R, rules: &RuleSet, opts: &Packe
         proto::ICMP | proto::ICMPV6 if !unknown => {
             let icmp_type = match from_rule {
                 Some(L4::Icmp { icmp_type, .. }) if rng.random_bool(0.7) => icmp_type,
-                _ if proto == proto::ICMPV6 && rng.random_bool(0.7) => *ICMP6_EDGES.choose(rng).unwrap_or(&128),
+                _ if proto == proto::ICMPV6 && rng.random_bool(0.7) => {
+                    *ICMP6_EDGES.choose(rng).unwrap_or(&128)
+                }
                 _ if rng.random_bool(0.5) => *ICMP_TYPES.choose(rng).unwrap_or(&8),
                 _ => rng.random(),
             };
@@ -447,6 +483,9 @@ mod tests {
             v4 += usize::from(p.remote.is_ipv4());
             v6 += usize::from(p.remote.is_ipv6());
         }
-        assert!(unknown > 50 && icmp6 > 100 && v4 > 500 && v6 > 500, "{unknown} {icmp6} {v4} {v6}");
+        assert!(
+            unknown > 50 && icmp6 > 100 && v4 > 500 && v6 > 500,
+            "{unknown} {icmp6} {v4} {v6}"
+        );
     }
 }

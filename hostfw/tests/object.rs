@@ -22,15 +22,30 @@ fn every_program_name_is_in_the_object() {
         };
         assert!(ok, "program {name} has section {:?}", prog.section);
     }
-    assert_eq!(obj.programs.len(), PROGRAMS.len(), "unexpected extra programs");
+    assert_eq!(
+        obj.programs.len(),
+        PROGRAMS.len(),
+        "unexpected extra programs"
+    );
 }
 
 #[test]
 fn every_map_name_is_in_the_object() {
     let obj = Object::parse(OBJECT).expect("the built object parses");
     for name in MAPS {
-        assert!(obj.maps.contains_key(name), "map {name} missing from the object");
-        assert!(name.len() < 16, "map name {name} is longer than the kernel's 15 characters");
+        assert!(
+            obj.maps.contains_key(name),
+            "map {name} missing from the object"
+        );
+        assert!(
+            name.len() < 16,
+            "map name {name} is longer than the kernel's 15 characters"
+        );
     }
-    assert_eq!(obj.maps.len(), MAPS.len(), "maps: {:?}", obj.maps.keys().collect::<Vec<_>>());
+    assert_eq!(
+        obj.maps.len(),
+        MAPS.len(),
+        "maps: {:?}",
+        obj.maps.keys().collect::<Vec<_>>()
+    );
 }

@@ -60,7 +60,13 @@ fn policy(mode: Mode) -> RuleSet {
         default_deny_ingress: true,
         default_deny_egress: true,
         rules: vec![
-            rule(1, Ingress, Allow, cidrs(&["10.1.0.0/16", "fd00:1::/32"]), vec![tcp(22)]),
+            rule(
+                1,
+                Ingress,
+                Allow,
+                cidrs(&["10.1.0.0/16", "fd00:1::/32"]),
+                vec![tcp(22)],
+            ),
             rule(2, Ingress, Deny, cidrs(&["10.1.2.0/24"]), vec![L4::Any]),
             rule(
                 3,
@@ -143,27 +149,102 @@ fn policy_decisions_ipv4_and_ipv6() {
     let t = setup(Mode::Enforce);
     let n4 = ip(NODE4);
     let n6 = ip(NODE6);
-    ingress(&t, &Frame::tcp(ip("10.1.5.5"), n4, 40000, 22), true, "allowed ssh");
-    ingress(&t, &Frame::tcp(ip("fd00:1::5"), n6, 40000, 22), true, "allowed ssh v6");
-    ingress(&t, &Frame::tcp(ip("10.1.2.3"), n4, 40100, 22), false, "deny beats allow");
-    ingress(&t, &Frame::tcp(ip("10.1.5.5"), n4, 40200, 23), false, "default deny port");
-    ingress(&t, &Frame::tcp(ip("10.2.0.1"), n4, 40300, 22), false, "default deny peer");
-    ingress(&t, &Frame::tcp(ip("fd00:2::5"), n6, 40000, 22), false, "default deny v6 peer");
-    ingress(&t, &Frame::udp(ip("203.0.113.9"), n4, 40400, 53), true, "any peer udp 53");
-    ingress(&t, &Frame::udp(ip("2001:db8:9::9"), n6, 40400, 54), true, "any peer udp 54 v6");
-    ingress(&t, &Frame::udp(ip("203.0.113.9"), n4, 40500, 55), false, "udp 55");
-    ingress(&t, &Frame::tcp(ip("10.9.3.3"), n4, 40600, 9999), true, "L3 rule any port");
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.1.5.5"), n4, 40000, 22),
+        true,
+        "allowed ssh",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("fd00:1::5"), n6, 40000, 22),
+        true,
+        "allowed ssh v6",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.1.2.3"), n4, 40100, 22),
+        false,
+        "deny beats allow",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.1.5.5"), n4, 40200, 23),
+        false,
+        "default deny port",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.2.0.1"), n4, 40300, 22),
+        false,
+        "default deny peer",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("fd00:2::5"), n6, 40000, 22),
+        false,
+        "default deny v6 peer",
+    );
+    ingress(
+        &t,
+        &Frame::udp(ip("203.0.113.9"), n4, 40400, 53),
+        true,
+        "any peer udp 53",
+    );
+    ingress(
+        &t,
+        &Frame::udp(ip("2001:db8:9::9"), n6, 40400, 54),
+        true,
+        "any peer udp 54 v6",
+    );
+    ingress(
+        &t,
+        &Frame::udp(ip("203.0.113.9"), n4, 40500, 55),
+        false,
+        "udp 55",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.9.3.3"), n4, 40600, 9999),
+        true,
+        "L3 rule any port",
+    );
     ingress(
         &t,
         &Frame::tcp(ip("10.9.3.3"), n4, 40600, 1).with_proto(proto::SCTP),
         true,
         "L3 rule sctp",
     );
-    ingress(&t, &Frame::icmp(ip("10.1.5.5"), n4, 8, 0, 7), true, "echo request v4");
-    ingress(&t, &Frame::icmp(ip("10.1.2.5"), n4, 8, 0, 7), false, "echo from denied /24");
-    ingress(&t, &Frame::icmp(ip("10.1.5.5"), n4, 13, 0, 7), false, "timestamp not allowed");
-    ingress(&t, &Frame::icmp(ip("fd00:1::5"), n6, 128, 0, 7), true, "echo request v6");
-    ingress(&t, &Frame::icmp(ip("fd00:9::5"), n6, 128, 0, 7), false, "echo v6 other peer");
+    ingress(
+        &t,
+        &Frame::icmp(ip("10.1.5.5"), n4, 8, 0, 7),
+        true,
+        "echo request v4",
+    );
+    ingress(
+        &t,
+        &Frame::icmp(ip("10.1.2.5"), n4, 8, 0, 7),
+        false,
+        "echo from denied /24",
+    );
+    ingress(
+        &t,
+        &Frame::icmp(ip("10.1.5.5"), n4, 13, 0, 7),
+        false,
+        "timestamp not allowed",
+    );
+    ingress(
+        &t,
+        &Frame::icmp(ip("fd00:1::5"), n6, 128, 0, 7),
+        true,
+        "echo request v6",
+    );
+    ingress(
+        &t,
+        &Frame::icmp(ip("fd00:9::5"), n6, 128, 0, 7),
+        false,
+        "echo v6 other peer",
+    );
     ingress(
         &t,
         &Frame::tcp(ip("10.9.3.3"), n4, 40700, 0).with_proto(47),
@@ -178,9 +259,18 @@ fn policy_decisions_ipv4_and_ipv6() {
     );
     // Egress: only TCP 443.
     let out = |f: Frame| passes(&t.dp, Prog::TcOut, &f.build());
-    assert!(out(Frame::tcp(n4, ip("198.51.100.7"), 50000, 443)), "egress 443");
-    assert!(!out(Frame::tcp(n4, ip("198.51.100.7"), 50001, 80)), "egress 80");
-    assert!(out(Frame::tcp(n6, ip("2001:db8:7::7"), 50000, 443)), "egress 443 v6");
+    assert!(
+        out(Frame::tcp(n4, ip("198.51.100.7"), 50000, 443)),
+        "egress 443"
+    );
+    assert!(
+        !out(Frame::tcp(n4, ip("198.51.100.7"), 50001, 80)),
+        "egress 80"
+    );
+    assert!(
+        out(Frame::tcp(n6, ip("2001:db8:7::7"), 50000, 443)),
+        "egress 443 v6"
+    );
 }
 
 #[test]
@@ -189,10 +279,20 @@ fn icmpv6_classes_and_non_ip() {
     let n6 = ip(NODE6);
     let peer = ip("fe80::99");
     for ty in [1u8, 2, 3, 4, 133, 134, 135, 136, 143] {
-        ingress(&t, &Frame::icmp(peer, n6, ty, 0, 0), true, &format!("ICMPv6 type {ty} always passes"));
+        ingress(
+            &t,
+            &Frame::icmp(peer, n6, ty, 0, 0),
+            true,
+            &format!("ICMPv6 type {ty} always passes"),
+        );
     }
     for ty in [137u8, 138, 200] {
-        ingress(&t, &Frame::icmp(peer, n6, ty, 0, 0), false, &format!("ICMPv6 type {ty} dropped"));
+        ingress(
+            &t,
+            &Frame::icmp(peer, n6, ty, 0, 0),
+            false,
+            &format!("ICMPv6 type {ty} dropped"),
+        );
     }
     // ARP: not IP, never filtered.
     let mut arp = vec![0xffu8; 6];
@@ -211,7 +311,12 @@ fn vlan_tags_options_and_extension_headers() {
     for vlans in [vec![100], vec![100, 200]] {
         let mut ok = Frame::tcp(ip("10.1.5.5"), n4, 41000, 22);
         ok.vlans.clone_from(&vlans);
-        ingress(&t, &ok, true, &format!("allowed behind {} tag(s)", vlans.len()));
+        ingress(
+            &t,
+            &ok,
+            true,
+            &format!("allowed behind {} tag(s)", vlans.len()),
+        );
         let mut bad = Frame::tcp(ip("10.1.5.5"), n4, 41100, 23);
         bad.vlans = vlans;
         ingress(&t, &bad, false, "denied behind tags");
@@ -226,8 +331,14 @@ fn vlan_tags_options_and_extension_headers() {
         f
     };
     for prog in [Prog::Xdp, Prog::TcIn] {
-        assert!(passes(&t.dp, prog, &with_options(22, 41200 + prog as u16)), "options, port 22, {prog:?}");
-        assert!(!passes(&t.dp, prog, &with_options(23, 41300 + prog as u16)), "options, port 23, {prog:?}");
+        assert!(
+            passes(&t.dp, prog, &with_options(22, 41200 + prog as u16)),
+            "options, port 22, {prog:?}"
+        );
+        assert!(
+            !passes(&t.dp, prog, &with_options(23, 41300 + prog as u16)),
+            "options, port 23, {prog:?}"
+        );
     }
     // IPv6 with hop-by-hop and destination options before TCP.
     let with_ext = |dport: u16, sport: u16, count: usize| {
@@ -245,12 +356,28 @@ fn vlan_tags_options_and_extension_headers() {
     };
     for prog in [Prog::Xdp, Prog::TcIn] {
         let s = 42000 + 10 * (prog as u16);
-        assert!(passes(&t.dp, prog, &with_ext(22, s, 2)), "2 ext headers, 22, {prog:?}");
-        assert!(!passes(&t.dp, prog, &with_ext(23, s + 1, 2)), "2 ext headers, 23, {prog:?}");
-        assert!(passes(&t.dp, prog, &with_ext(22, s + 2, 8)), "8 ext headers, {prog:?}");
+        assert!(
+            passes(&t.dp, prog, &with_ext(22, s, 2)),
+            "2 ext headers, 22, {prog:?}"
+        );
+        assert!(
+            !passes(&t.dp, prog, &with_ext(23, s + 1, 2)),
+            "2 ext headers, 23, {prog:?}"
+        );
+        assert!(
+            passes(&t.dp, prog, &with_ext(22, s + 2, 8)),
+            "8 ext headers, {prog:?}"
+        );
         let before = stat(&t, Stat::Malformed);
-        assert!(!passes(&t.dp, prog, &with_ext(22, s + 3, 9)), "9 ext headers: malformed, {prog:?}");
-        assert_eq!(stat(&t, Stat::Malformed), before + 1, "counted as malformed");
+        assert!(
+            !passes(&t.dp, prog, &with_ext(22, s + 3, 9)),
+            "9 ext headers: malformed, {prog:?}"
+        );
+        assert_eq!(
+            stat(&t, Stat::Malformed),
+            before + 1,
+            "counted as malformed"
+        );
     }
 }
 
@@ -290,10 +417,17 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>, bool)> {
 fn malformed_packets_are_dropped_under_default_deny_and_counted() {
     let t = setup(Mode::Enforce);
     for (what, frame, tc_too) in malformed_frames() {
-        let progs: &[Prog] = if tc_too { &[Prog::Xdp, Prog::TcIn] } else { &[Prog::Xdp] };
+        let progs: &[Prog] = if tc_too {
+            &[Prog::Xdp, Prog::TcIn]
+        } else {
+            &[Prog::Xdp]
+        };
         for &prog in progs {
             let before = stat(&t, Stat::Malformed);
-            assert!(!passes(&t.dp, prog, &frame), "{what} via {prog:?} must be dropped");
+            assert!(
+                !passes(&t.dp, prog, &frame),
+                "{what} via {prog:?} must be dropped"
+            );
             assert_eq!(stat(&t, Stat::Malformed), before + 1, "{what} counted");
         }
     }
@@ -307,14 +441,30 @@ fn audit_mode_passes_what_it_would_drop_and_counts_it() {
     let t = setup(Mode::Audit);
     let n4 = ip(NODE4);
     let before = stat(&t, Stat::Audited);
-    ingress(&t, &Frame::tcp(ip("10.1.2.3"), n4, 44000, 22), true, "deny rule in audit");
-    ingress(&t, &Frame::tcp(ip("10.2.0.1"), n4, 44100, 80), true, "default deny in audit");
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.1.2.3"), n4, 44000, 22),
+        true,
+        "deny rule in audit",
+    );
+    ingress(
+        &t,
+        &Frame::tcp(ip("10.2.0.1"), n4, 44100, 80),
+        true,
+        "default deny in audit",
+    );
     assert!(stat(&t, Stat::Audited) >= before + 4, "audited counted");
     assert!(stat(&t, Stat::FlowAudit) >= 4);
     for (what, frame, _) in malformed_frames() {
-        assert!(passes(&t.dp, Prog::Xdp, &frame), "{what} passes in audit mode");
+        assert!(
+            passes(&t.dp, Prog::Xdp, &frame),
+            "{what} passes in audit mode"
+        );
     }
-    assert!(stat(&t, Stat::Dropped) == 0, "nothing dropped in audit mode");
+    assert!(
+        stat(&t, Stat::Dropped) == 0,
+        "nothing dropped in audit mode"
+    );
 }
 
 #[test]
@@ -327,7 +477,10 @@ fn fragments_follow_their_first_fragment() {
         let mut first = Frame::udp(ip("203.0.113.9"), n4, base, 53);
         first.fragment = Some((0, true));
         first.payload = 16;
-        assert!(passes(&t.dp, prog, &first.build()), "first fragment {prog:?}");
+        assert!(
+            passes(&t.dp, prog, &first.build()),
+            "first fragment {prog:?}"
+        );
         let mut later = first.clone();
         later.fragment = Some((3, false));
         // The later fragment has no UDP header; its bytes are payload.
@@ -336,7 +489,10 @@ fn fragments_follow_their_first_fragment() {
         bytes.extend_from_slice(&[0xcd; 16]);
         let total = 20u16 + 16;
         bytes[16..18].copy_from_slice(&total.to_be_bytes());
-        assert!(passes(&t.dp, prog, &bytes), "later fragment follows first {prog:?}");
+        assert!(
+            passes(&t.dp, prog, &bytes),
+            "later fragment follows first {prog:?}"
+        );
         // A later fragment whose first was never seen, from a peer allowed
         // only on one TCP port: ports unknown, dropped.
         let mut orphan = Frame::tcp(ip("10.1.5.5"), n4, base + 1, 22);
@@ -344,14 +500,20 @@ fn fragments_follow_their_first_fragment() {
         let mut ob = orphan.build();
         ob[18..20].copy_from_slice(&(7000 + base).to_be_bytes());
         let before = stat(&t, Stat::FragmentUnknown);
-        assert!(!passes(&t.dp, prog, &ob), "orphan fragment from port-only peer {prog:?}");
+        assert!(
+            !passes(&t.dp, prog, &ob),
+            "orphan fragment from port-only peer {prog:?}"
+        );
         assert_eq!(stat(&t, Stat::FragmentUnknown), before + 1);
         // From a peer allowed on every UDP port: passes.
         let mut orphan_udp = Frame::udp(ip("10.7.1.1"), n4, base + 2, 9999);
         orphan_udp.fragment = Some((5, false));
         let mut ub = orphan_udp.build();
         ub[18..20].copy_from_slice(&(8000 + base).to_be_bytes());
-        assert!(passes(&t.dp, prog, &ub), "orphan fragment, all-ports peer {prog:?}");
+        assert!(
+            passes(&t.dp, prog, &ub),
+            "orphan fragment, all-ports peer {prog:?}"
+        );
     }
 }
 
@@ -363,9 +525,16 @@ fn replies_and_related_icmp_errors_of_allowed_flows_pass() {
     // Without an outgoing connection the "reply" is a new inbound flow: dropped.
     let mut synack = Frame::tcp(remote, n4, 443, 51000);
     synack.tcp_flags = 0x12;
-    assert!(!passes(&t.dp, Prog::Xdp, &synack.build()), "unsolicited SYN-ACK");
+    assert!(
+        !passes(&t.dp, Prog::Xdp, &synack.build()),
+        "unsolicited SYN-ACK"
+    );
     // The node connects out (allowed egress 443): the reply passes.
-    assert!(passes(&t.dp, Prog::TcOut, &Frame::tcp(n4, remote, 51001, 443).build()));
+    assert!(passes(
+        &t.dp,
+        Prog::TcOut,
+        &Frame::tcp(n4, remote, 51001, 443).build()
+    ));
     let mut reply = Frame::tcp(remote, n4, 443, 51001);
     reply.tcp_flags = 0x12;
     assert!(passes(&t.dp, Prog::Xdp, &reply.build()), "reply via XDP");
@@ -379,7 +548,10 @@ fn replies_and_related_icmp_errors_of_allowed_flows_pass() {
     let unrelated = Frame::tcp(n4, remote, 51999, 443).ip_packet();
     let mut err2 = Frame::icmp(ip("203.0.113.1"), n4, 3, 4, 0);
     err2.data = unrelated[..28].to_vec();
-    assert!(!passes(&t.dp, Prog::Xdp, &err2.build()), "unrelated ICMP error");
+    assert!(
+        !passes(&t.dp, Prog::Xdp, &err2.build()),
+        "unrelated ICMP error"
+    );
     // IPv6 echo from the node, reply passes.
     let n6 = ip(NODE6);
     let r6 = ip("2001:db8:7::7");
@@ -396,9 +568,19 @@ fn replies_and_related_icmp_errors_of_allowed_flows_pass() {
     ));
     let mut t2 = TestDatapath::load();
     apply(&mut t2, &egress_policy, Switch::Confirmed);
-    assert!(passes(&t2.dp, Prog::TcOut, &Frame::icmp(n6, r6, 128, 0, 99).build()));
-    assert!(passes(&t2.dp, Prog::Xdp, &Frame::icmp(r6, n6, 129, 0, 99).build()), "echo reply");
-    assert!(!passes(&t2.dp, Prog::Xdp, &Frame::icmp(r6, n6, 129, 0, 98).build()), "unsolicited echo reply");
+    assert!(passes(
+        &t2.dp,
+        Prog::TcOut,
+        &Frame::icmp(n6, r6, 128, 0, 99).build()
+    ));
+    assert!(
+        passes(&t2.dp, Prog::Xdp, &Frame::icmp(r6, n6, 129, 0, 99).build()),
+        "echo reply"
+    );
+    assert!(
+        !passes(&t2.dp, Prog::Xdp, &Frame::icmp(r6, n6, 129, 0, 98).build()),
+        "unsolicited echo reply"
+    );
 }
 
 #[test]
@@ -418,12 +600,19 @@ fn a_policy_change_reevaluates_established_flows() {
     assert!(passes(&t.dp, Prog::Xdp, &ack.build()), "still allowed");
     assert_eq!(stat(&t, Stat::CtReevaluated), before + 1);
     assert!(passes(&t.dp, Prog::Xdp, &ack.build()), "and tracked again");
-    assert_eq!(stat(&t, Stat::CtReevaluated), before + 1, "re-evaluated only once");
+    assert_eq!(
+        stat(&t, Stat::CtReevaluated),
+        before + 1,
+        "re-evaluated only once"
+    );
     // A policy without the ssh rule: the established flow is cut.
     let mut no_ssh = policy(Mode::Enforce);
     no_ssh.rules.retain(|r| r.id != 1);
     apply(&mut t, &no_ssh, Switch::Confirmed);
-    assert!(!passes(&t.dp, Prog::Xdp, &ack.build()), "stale entry must not let it through");
+    assert!(
+        !passes(&t.dp, Prog::Xdp, &ack.build()),
+        "stale entry must not let it through"
+    );
     assert!(!passes(&t.dp, Prog::TcIn, &ack.build()), "and stays cut");
 }
 
@@ -440,14 +629,41 @@ fn dead_man_switch_reverts_in_the_kernel() {
             duration: Duration::from_millis(1500),
         },
     );
-    assert!(matches!(t.dp.slot_state().expect("state"), SlotState::Trial { .. }));
-    assert!(!passes(&t.dp, Prog::Xdp, &Frame::tcp(ip("10.1.5.5"), n4, 47000, 22).build()), "trial denies ssh");
+    assert!(matches!(
+        t.dp.slot_state().expect("state"),
+        SlotState::Trial { .. }
+    ));
+    assert!(
+        !passes(
+            &t.dp,
+            Prog::Xdp,
+            &Frame::tcp(ip("10.1.5.5"), n4, 47000, 22).build()
+        ),
+        "trial denies ssh"
+    );
     // Nothing in userspace acts from here on: only time passes.
     std::thread::sleep(Duration::from_millis(1700));
-    assert!(passes(&t.dp, Prog::Xdp, &Frame::tcp(ip("10.1.5.5"), n4, 47001, 22).build()), "kernel fell back to the confirmed policy");
-    assert!(matches!(t.dp.slot_state().expect("state"), SlotState::Expired { .. }));
+    assert!(
+        passes(
+            &t.dp,
+            Prog::Xdp,
+            &Frame::tcp(ip("10.1.5.5"), n4, 47001, 22).build()
+        ),
+        "kernel fell back to the confirmed policy"
+    );
+    assert!(matches!(
+        t.dp.slot_state().expect("state"),
+        SlotState::Expired { .. }
+    ));
     // Userspace catching up later makes it official.
     assert!(t.dp.rollback().expect("rollback"));
-    assert!(matches!(t.dp.slot_state().expect("state"), SlotState::Confirmed { .. }));
-    assert!(passes(&t.dp, Prog::Xdp, &Frame::tcp(ip("10.1.5.5"), n4, 47002, 22).build()));
+    assert!(matches!(
+        t.dp.slot_state().expect("state"),
+        SlotState::Confirmed { .. }
+    ));
+    assert!(passes(
+        &t.dp,
+        Prog::Xdp,
+        &Frame::tcp(ip("10.1.5.5"), n4, 47002, 22).build()
+    ));
 }

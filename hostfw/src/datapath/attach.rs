@@ -51,6 +51,8 @@ pub struct Attachment {
     pub tc: TcAttach,
     /// True when existing pinned links were taken over.
     pub adopted: bool,
+    /// True when the links are pinned (they outlive this process).
+    pub pinned: bool,
 }
 
 impl fmt::Display for Attachment {
@@ -63,7 +65,11 @@ impl fmt::Display for Attachment {
             TcAttach::Tcx => "tc ingress+egress (tcx)",
             TcAttach::Clsact => "tc ingress+egress (clsact)",
         };
-        let how = if self.adopted { " (adopted)" } else { "" };
+        let how = match (self.adopted, self.pinned) {
+            (true, _) => " (adopted)",
+            (false, true) => "",
+            (false, false) => " (not pinned: detached when hostfw exits)",
+        };
         write!(f, "{}: {xdp}, {tc}{how}", self.ifname)
     }
 }
@@ -81,6 +87,9 @@ fn not_found(e: &LinkError) -> bool {
 }
 
 fn open_pin(path: &Path) -> Result<Option<FdLink>, DatapathError> {
+    if !path.exists() {
+        return Ok(None);
+    }
     match PinnedLink::from_pin(path) {
         Ok(pinned) => Ok(Some(FdLink::from(pinned))),
         Err(e) if not_found(&e) => Ok(None),
@@ -91,25 +100,60 @@ fn open_pin(path: &Path) -> Result<Option<FdLink>, DatapathError> {
     }
 }
 
-fn pin(link: FdLink, path: &Path) -> Result<(), DatapathError> {
-    link.pin(path).map(drop).map_err(|e| DatapathError::LinkPin {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+/// Pins a link. `Ok(false)`: this kernel or sandbox refuses to pin links
+/// (EPERM); the link is then gone and the caller attaches again, held by
+/// this process only.
+fn try_pin(link: FdLink, path: &Path) -> Result<bool, DatapathError> {
+    match link.pin(path) {
+        Ok(_) => Ok(true),
+        Err(aya::pin::PinError::SyscallError(SyscallError { io_error, .. }))
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            log::warn!(
+                "cannot pin links under {} (EPERM): the attachment lasts only while this process runs",
+                path.parent().unwrap_or(path).display()
+            );
+            Ok(false)
+        }
+        Err(e) => Err(DatapathError::LinkPin {
+            path: path.to_path_buf(),
+            message: chain(&e),
+        }),
+    }
+}
+
+/// An error with its causes, for messages.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Attaches (or adopts) all three programs on `ifname`.
-pub fn attach(ebpf: &mut Ebpf, pin_root: &Path, ifname: &str) -> Result<Attachment, DatapathError> {
+///
+/// `pin_links` remembers whether link pins work here (`None`: not tried).
+pub fn attach(
+    ebpf: &mut Ebpf,
+    pin_root: &Path,
+    ifname: &str,
+    pin_links: &mut Option<bool>,
+) -> Result<Attachment, DatapathError> {
     if nix::net::if_::if_nametoindex(ifname).is_err() {
         return Err(DatapathError::NoInterface(ifname.to_owned()));
     }
-    let (xdp, xdp_adopted) = attach_xdp(ebpf, pin_root, ifname)?;
-    let (tc, tc_adopted) = attach_tc(ebpf, pin_root, ifname)?;
+    let (xdp, xdp_adopted) = attach_xdp(ebpf, pin_root, ifname, pin_links)?;
+    let (tc, tc_adopted) = attach_tc(ebpf, pin_root, ifname, pin_links)?;
     Ok(Attachment {
         ifname: ifname.to_owned(),
         xdp,
         tc,
         adopted: xdp_adopted && tc_adopted,
+        pinned: *pin_links == Some(true),
     })
 }
 
@@ -117,6 +161,7 @@ fn attach_xdp(
     ebpf: &mut Ebpf,
     pin_root: &Path,
     ifname: &str,
+    pin_links: &mut Option<bool>,
 ) -> Result<(XdpAttach, bool), DatapathError> {
     let prog: &mut Xdp = super::program_mut(ebpf, PROG_XDP)?;
     for mode in [XdpAttach::Native, XdpAttach::Generic] {
@@ -144,6 +189,9 @@ fn attach_xdp(
             }
         },
     };
+    if *pin_links == Some(false) {
+        return Ok((mode, false));
+    }
     let link = prog
         .take_link(id)
         .map_err(|e| DatapathError::program(PROG_XDP, "take link", e))?;
@@ -152,7 +200,16 @@ fn attach_xdp(
         path: path.clone(),
         message: format!("XDP attached through netlink, not a link: {e}"),
     })?;
-    pin(fd_link, &path)?;
+    let pinned = try_pin(fd_link, &path)?;
+    *pin_links = Some(pinned);
+    if !pinned {
+        let flags = match mode {
+            XdpAttach::Native => XdpMode::Driver,
+            XdpAttach::Generic => XdpMode::Skb,
+        };
+        prog.attach(ifname, flags)
+            .map_err(|e| DatapathError::program(PROG_XDP, format!("attach to {ifname}"), e))?;
+    }
     Ok((mode, false))
 }
 
@@ -160,6 +217,7 @@ fn attach_tc(
     ebpf: &mut Ebpf,
     pin_root: &Path,
     ifname: &str,
+    pin_links: &mut Option<bool>,
 ) -> Result<(TcAttach, bool), DatapathError> {
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     let mut adopted = true;
@@ -170,10 +228,12 @@ fn attach_tc(
         let prog: &mut SchedClassifier = super::program_mut(ebpf, name)?;
         let path = link_pin(pin_root, ifname, name);
         if tcx && let Some(fd_link) = open_pin(&path)? {
-            let link = fd_link.try_into().map_err(|e: LinkError| DatapathError::LinkPin {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let link = fd_link
+                .try_into()
+                .map_err(|e: LinkError| DatapathError::LinkPin {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             prog.attach_to_link(link)
                 .map_err(|e| DatapathError::program(name, format!("replace on {ifname}"), e))?;
             continue;
@@ -182,7 +242,12 @@ fn attach_tc(
         if tcx {
             let id = prog
                 .attach_with_options(ifname, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
-                .map_err(|e| DatapathError::program(name, format!("attach (tcx) to {ifname}"), e))?;
+                .map_err(|e| {
+                    DatapathError::program(name, format!("attach (tcx) to {ifname}"), e)
+                })?;
+            if *pin_links == Some(false) {
+                continue;
+            }
             let link = prog
                 .take_link(id)
                 .map_err(|e| DatapathError::program(name, "take link", e))?;
@@ -190,7 +255,18 @@ fn attach_tc(
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            pin(fd_link, &path)?;
+            let pinned = try_pin(fd_link, &path)?;
+            *pin_links = Some(pinned);
+            if !pinned {
+                prog.attach_with_options(
+                    ifname,
+                    kind,
+                    TcAttachOptions::TcxOrder(LinkOrder::first()),
+                )
+                .map_err(|e| {
+                    DatapathError::program(name, format!("attach (tcx) to {ifname}"), e)
+                })?;
+            }
         } else {
             // clsact: the filter lives on the qdisc; it stays while this
             // process holds the program and is removed on detach.
@@ -207,8 +283,9 @@ fn attach_tc(
                     });
                 }
             }
-            prog.attach(ifname, kind)
-                .map_err(|e| DatapathError::program(name, format!("attach (clsact) to {ifname}"), e))?;
+            prog.attach(ifname, kind).map_err(|e| {
+                DatapathError::program(name, format!("attach (clsact) to {ifname}"), e)
+            })?;
         }
     }
     let kind = if tcx { TcAttach::Tcx } else { TcAttach::Clsact };
@@ -226,6 +303,9 @@ pub fn detach(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
     ];
     for name in names {
         let path = link_pin(pin_root, ifname, name);
+        if !path.exists() {
+            continue;
+        }
         match PinnedLink::from_pin(&path) {
             Ok(pinned) => {
                 if let Err(e) = pinned.unpin() {
@@ -242,7 +322,11 @@ pub fn detach(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
             }),
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Interfaces that have pinned links under `pin_root`.

@@ -29,7 +29,8 @@ pub fn prepare(pin_root: &Path) -> Result<(), DatapathError> {
         })?;
     }
     for dir in [pin_root.to_path_buf(), links_dir(pin_root)] {
-        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir { path: dir, source })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| DatapathError::PinDir { path: dir, source })?;
     }
     Ok(())
 }

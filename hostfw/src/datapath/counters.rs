@@ -34,8 +34,8 @@ impl Datapath {
             kind: "map",
             name: MAP_STATS,
         })?;
-        let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)
-            .map_err(|e| DatapathError::map(MAP_STATS, "open", e))?;
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_STATS, "open", e))?;
         let mut values = Vec::with_capacity(STAT_COUNT as usize);
         for i in 0..STAT_COUNT {
             let per_cpu = stats

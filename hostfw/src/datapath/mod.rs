@@ -9,9 +9,9 @@
 
 pub mod attach;
 pub mod bpffs;
+pub mod counters;
 mod error;
 pub mod events;
-pub mod counters;
 pub mod slots;
 pub mod writer;
 
@@ -84,6 +84,8 @@ pub struct Datapath {
     ebpf: Ebpf,
     pin_root: PathBuf,
     sizes: MapSizes,
+    /// Whether link pins work here (`None`: not tried yet).
+    pin_links: Option<bool>,
 }
 
 impl Datapath {
@@ -92,7 +94,9 @@ impl Datapath {
     pub fn load(opts: &LoadOptions) -> Result<Self, DatapathError> {
         bpffs::prepare(&opts.pin_root)?;
         let s = opts.sizes;
-        let rule_stats = s.rule_ids.saturating_mul(hostfw_common::config::GENERATIONS);
+        let rule_stats = s
+            .rule_ids
+            .saturating_mul(hostfw_common::config::GENERATIONS);
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&opts.pin_root)
             .map_max_entries(MAP_IDENT_V4, s.ident_v4)
@@ -108,12 +112,14 @@ impl Datapath {
             .map_err(|e| DatapathError::program(PROG_XDP, "load", e))?;
         for name in [PROG_TC_INGRESS, PROG_TC_EGRESS] {
             let tc: &mut SchedClassifier = program_mut(&mut ebpf, name)?;
-            tc.load().map_err(|e| DatapathError::program(name, "load", e))?;
+            tc.load()
+                .map_err(|e| DatapathError::program(name, "load", e))?;
         }
         Ok(Self {
             ebpf,
             pin_root: opts.pin_root.clone(),
             sizes: s,
+            pin_links: None,
         })
     }
 
@@ -131,7 +137,7 @@ impl Datapath {
 
     /// Attaches (or adopts) the programs on `ifname`.
     pub fn attach(&mut self, ifname: &str) -> Result<attach::Attachment, DatapathError> {
-        attach::attach(&mut self.ebpf, &self.pin_root, ifname)
+        attach::attach(&mut self.ebpf, &self.pin_root, ifname, &mut self.pin_links)
     }
 
     /// The loaded object, for test runs and inspection.
@@ -166,15 +172,25 @@ impl Datapath {
             if let Err(e) = std::fs::remove_dir(&dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                errors.push(DatapathError::PinDir { path: dir, source: e });
+                errors.push(DatapathError::PinDir {
+                    path: dir,
+                    source: e,
+                });
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
 /// A program of the object by name, as its concrete type.
-pub(crate) fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DatapathError>
+pub(crate) fn program_mut<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut T, DatapathError>
 where
     &'a mut T: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
 {

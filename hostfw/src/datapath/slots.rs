@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use aya::maps::{Array, MapData, lpm_trie::{Key, LpmTrie}};
+use aya::maps::{
+    Array, MapData,
+    lpm_trie::{Key, LpmTrie},
+};
 use hostfw_common::{
     config::{Config, GenMeta},
     names::{MAP_CONFIG, MAP_GEN_META, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY},
@@ -16,7 +19,10 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::{Datapath, DatapathError};
 use crate::mapstate::{MapDiff, MapState, PolicyEntry};
 
-fn map_mut<'a>(dp: &'a mut Datapath, name: &'static str) -> Result<&'a mut aya::maps::Map, DatapathError> {
+fn map_mut<'a>(
+    dp: &'a mut Datapath,
+    name: &'static str,
+) -> Result<&'a mut aya::maps::Map, DatapathError> {
     dp.ebpf_mut()
         .map_mut(name)
         .ok_or(DatapathError::Missing { kind: "map", name })
@@ -41,7 +47,8 @@ impl Datapath {
     pub fn config(&self) -> Result<Config, DatapathError> {
         let a: Array<&MapData, Config> = Array::try_from(map(self, MAP_CONFIG)?)
             .map_err(|e| DatapathError::map(MAP_CONFIG, "open", e))?;
-        a.get(&0, 0).map_err(|e| DatapathError::map(MAP_CONFIG, "read", e))
+        a.get(&0, 0)
+            .map_err(|e| DatapathError::map(MAP_CONFIG, "read", e))
     }
 
     /// Writes the config word: the one write that switches generations.
@@ -60,7 +67,11 @@ impl Datapath {
             .map_err(|e| DatapathError::map(MAP_GEN_META, "read", e))
     }
 
-    pub(crate) fn set_gen_meta(&mut self, generation: u32, meta: GenMeta) -> Result<(), DatapathError> {
+    pub(crate) fn set_gen_meta(
+        &mut self,
+        generation: u32,
+        meta: GenMeta,
+    ) -> Result<(), DatapathError> {
         let mut a: Array<&mut MapData, GenMeta> = Array::try_from(map_mut(self, MAP_GEN_META)?)
             .map_err(|e| DatapathError::map(MAP_GEN_META, "open", e))?;
         a.set(generation, meta, 0)
@@ -110,7 +121,11 @@ impl Datapath {
     }
 
     /// Writes a diff into `generation`'s entries (removals first).
-    pub(crate) fn write_diff(&mut self, generation: u32, diff: &MapDiff) -> Result<(), DatapathError> {
+    pub(crate) fn write_diff(
+        &mut self,
+        generation: u32,
+        diff: &MapDiff,
+    ) -> Result<(), DatapathError> {
         {
             let mut t: LpmTrie<&mut MapData, IdentKeyV4, u32> =
                 LpmTrie::try_from(map_mut(self, MAP_IDENT_V4)?)
@@ -118,7 +133,10 @@ impl Datapath {
             let key = |n: &Ipv4Net| {
                 Key::new(
                     IDENT_PREFIX_GEN + u32::from(n.prefix_len()),
-                    IdentKeyV4 { generation, addr: n.network().octets() },
+                    IdentKeyV4 {
+                        generation,
+                        addr: n.network().octets(),
+                    },
                 )
             };
             for n in &diff.ident_v4.removals {
@@ -136,7 +154,10 @@ impl Datapath {
             let key = |n: &Ipv6Net| {
                 Key::new(
                     IDENT_PREFIX_GEN + u32::from(n.prefix_len()),
-                    IdentKeyV6 { generation, addr: n.network().octets() },
+                    IdentKeyV6 {
+                        generation,
+                        addr: n.network().octets(),
+                    },
                 )
             };
             for n in &diff.ident_v6.removals {
@@ -151,7 +172,10 @@ impl Datapath {
             LpmTrie::try_from(map_mut(self, MAP_POLICY)?)
                 .map_err(|e| DatapathError::map(MAP_POLICY, "open", e))?;
         for e in &diff.policy.removals {
-            ignore_missing(t.remove(&Key::new(e.prefix_len(), e.key(generation))), MAP_POLICY)?;
+            ignore_missing(
+                t.remove(&Key::new(e.prefix_len(), e.key(generation))),
+                MAP_POLICY,
+            )?;
         }
         for (e, v) in &diff.policy.upserts {
             t.insert(&Key::new(e.prefix_len(), e.key(generation)), v, 0)
@@ -183,7 +207,10 @@ impl Stored {
     }
 }
 
-fn ignore_missing(r: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), DatapathError> {
+fn ignore_missing(
+    r: Result<(), aya::maps::MapError>,
+    map: &'static str,
+) -> Result<(), DatapathError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(DatapathError::map(map, "remove", e)),

@@ -108,7 +108,10 @@ impl Datapath {
         let confirmed = match self.slot_state()? {
             SlotState::Empty => None,
             SlotState::Confirmed { generation } => Some(generation),
-            SlotState::Trial { trial, confirmed, .. } | SlotState::Expired { trial, confirmed } => {
+            SlotState::Trial {
+                trial, confirmed, ..
+            }
+            | SlotState::Expired { trial, confirmed } => {
                 self.set_config(Config::confirmed(confirmed))?;
                 std::thread::sleep(GRACE);
                 self.clear_generation(trial)?;
@@ -168,7 +171,9 @@ impl Datapath {
     /// Makes a pending trial the confirmed policy.
     pub fn confirm(&mut self) -> Result<bool, DatapathError> {
         match self.slot_state()? {
-            SlotState::Trial { trial, confirmed, .. } => {
+            SlotState::Trial {
+                trial, confirmed, ..
+            } => {
                 self.set_config(Config::confirmed(trial))?;
                 if confirmed != trial {
                     std::thread::sleep(GRACE);
@@ -183,7 +188,10 @@ impl Datapath {
     /// Reverts a pending (or expired) trial to the confirmed policy.
     pub fn rollback(&mut self) -> Result<bool, DatapathError> {
         match self.slot_state()? {
-            SlotState::Trial { trial, confirmed, .. } | SlotState::Expired { trial, confirmed } => {
+            SlotState::Trial {
+                trial, confirmed, ..
+            }
+            | SlotState::Expired { trial, confirmed } => {
                 self.set_config(Config::confirmed(confirmed))?;
                 if confirmed != trial {
                     std::thread::sleep(GRACE);

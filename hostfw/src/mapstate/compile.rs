@@ -105,7 +105,8 @@ pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
             // Matches no address.
             Some(cidrs) if cidrs.is_empty() => continue,
             Some(cidrs) => {
-                let next = u32::try_from(selectors.len()).map_err(|_| CompileError::TooManyIdentities)?;
+                let next =
+                    u32::try_from(selectors.len()).map_err(|_| CompileError::TooManyIdentities)?;
                 let sel = *selector_ids.entry(cidrs).or_insert_with_key(|cidrs| {
                     selectors.push(cidrs.clone());
                     templates.push(Group::new());
@@ -215,9 +216,9 @@ fn slots(rule: &Rule) -> Result<Vec<PolicyEntry>, CompileError> {
                     });
                 }
                 out.extend(
-                    port_prefixes(first, last)
-                        .into_iter()
-                        .map(|(port, len)| PolicyEntry::ports(IDENTITY_NONE, dir, proto, port, len)),
+                    port_prefixes(first, last).into_iter().map(|(port, len)| {
+                        PolicyEntry::ports(IDENTITY_NONE, dir, proto, port, len)
+                    }),
                 );
             }
             L4::Icmp { proto, icmp_type } => {
@@ -250,10 +251,10 @@ fn close(group: &Group, identity: u32, out: &mut BTreeMap<PolicyEntry, PolicyVal
     for (slot, value) in group {
         let mut value = *value;
         if let Some(p) = slot.proto {
-            let broader = std::iter::once(PolicyEntry::any_proto(slot.identity, slot.direction)).chain(
-                (0..slot.port_prefix)
-                    .map(|len| PolicyEntry::ports(slot.identity, slot.direction, p, slot.port, len)),
-            );
+            let broader = std::iter::once(PolicyEntry::any_proto(slot.identity, slot.direction))
+                .chain((0..slot.port_prefix).map(|len| {
+                    PolicyEntry::ports(slot.identity, slot.direction, p, slot.port, len)
+                }));
             for b in broader {
                 if let Some(v) = group.get(&b) {
                     value = value.combine(*v);
@@ -394,9 +395,15 @@ mod tests {
         );
         // Errors are reported even for rules that produce no entries.
         let empty_peers = rule(6, Action::Allow, Peers::Cidrs(vec![]), vec![tcp(2, 1)]);
-        assert!(matches!(bad(empty_peers), Some(CompileError::EmptyPortRange { .. })));
+        assert!(matches!(
+            bad(empty_peers),
+            Some(CompileError::EmptyPortRange { .. })
+        ));
         let msg = CompileError::PortsProtocol { rule: 4, proto: 1 }.to_string();
-        assert!(msg.contains("rule 4") && msg.contains("protocol 1"), "{msg}");
+        assert!(
+            msg.contains("rule 4") && msg.contains("protocol 1"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -405,15 +412,22 @@ mod tests {
             3,
             Action::Allow,
             cidrs(&["10.0.0.0/8"]),
-            vec![tcp(80, 80), L4::Icmp {
-                proto: proto::ICMP,
-                icmp_type: 8,
-            }],
+            vec![
+                tcp(80, 80),
+                L4::Icmp {
+                    proto: proto::ICMP,
+                    icmp_type: 8,
+                },
+            ],
         )]);
         assert_eq!(s.meta.mode, MODE_ENFORCE);
         assert_eq!(s.meta.default_deny, DEFAULT_DENY_INGRESS);
         assert_eq!(s.ident_v4.len(), 1);
-        assert_eq!(s.ident_v4.get(&"10.0.0.0/8".parse::<Ipv4Net>().expect("valid")), Some(&1));
+        assert_eq!(
+            s.ident_v4
+                .get(&"10.0.0.0/8".parse::<Ipv4Net>().expect("valid")),
+            Some(&1)
+        );
         let expect: BTreeMap<_, _> = [
             (
                 PolicyEntry::ports(1, DIR_INGRESS, proto::TCP, 80, 16),
@@ -435,7 +449,10 @@ mod tests {
         let s = compile_ok(vec![rule(1, Action::Deny, Peers::Any, vec![tcp(0, 65535)])]);
         assert_eq!(s.policy.len(), 1);
         let (e, v) = s.policy.iter().next().expect("one entry");
-        assert_eq!(*e, PolicyEntry::ports(IDENTITY_ANY, DIR_INGRESS, proto::TCP, 0, 0));
+        assert_eq!(
+            *e,
+            PolicyEntry::ports(IDENTITY_ANY, DIR_INGRESS, proto::TCP, 0, 0)
+        );
         assert_eq!(*v, PolicyValue::new(ACTION_DENY, 1));
         assert!(s.ident_v4.is_empty() && s.ident_v6.is_empty());
     }
@@ -457,17 +474,29 @@ mod tests {
     #[test]
     fn l3_deny_beats_port_allow_and_failsafe_beats_deny() {
         let s = compile_ok(vec![
-            rule(5, Action::Allow, cidrs(&["10.1.0.0/16"]), vec![tcp(443, 443)]),
+            rule(
+                5,
+                Action::Allow,
+                cidrs(&["10.1.0.0/16"]),
+                vec![tcp(443, 443)],
+            ),
             rule(6, Action::Deny, cidrs(&["10.1.0.0/16"]), vec![L4::Any]),
-            rule(7, Action::Failsafe, cidrs(&["10.1.0.0/16"]), vec![tcp(22, 22)]),
+            rule(
+                7,
+                Action::Failsafe,
+                cidrs(&["10.1.0.0/16"]),
+                vec![tcp(22, 22)],
+            ),
         ]);
         let id = 1;
         assert_eq!(
-            s.policy.get(&PolicyEntry::ports(id, DIR_INGRESS, proto::TCP, 443, 16)),
+            s.policy
+                .get(&PolicyEntry::ports(id, DIR_INGRESS, proto::TCP, 443, 16)),
             Some(&PolicyValue::new(ACTION_DENY, 6))
         );
         assert_eq!(
-            s.policy.get(&PolicyEntry::ports(id, DIR_INGRESS, proto::TCP, 22, 16)),
+            s.policy
+                .get(&PolicyEntry::ports(id, DIR_INGRESS, proto::TCP, 22, 16)),
             Some(&PolicyValue::new(ACTION_FAILSAFE, 7))
         );
         assert_eq!(
@@ -502,11 +531,13 @@ mod tests {
             rule(2, Action::Allow, cidrs(&["10.0.0.1/32"]), vec![tcp(80, 80)]),
         ]);
         assert_eq!(
-            s.policy.get(&PolicyEntry::any_proto(IDENTITY_ANY, DIR_INGRESS)),
+            s.policy
+                .get(&PolicyEntry::any_proto(IDENTITY_ANY, DIR_INGRESS)),
             Some(&PolicyValue::new(ACTION_DENY, 1))
         );
         assert_eq!(
-            s.policy.get(&PolicyEntry::ports(1, DIR_INGRESS, proto::TCP, 80, 16)),
+            s.policy
+                .get(&PolicyEntry::ports(1, DIR_INGRESS, proto::TCP, 80, 16)),
             Some(&PolicyValue::new(ACTION_ALLOW, 2))
         );
         assert_eq!(s.policy.len(), 2);
@@ -522,18 +553,30 @@ mod tests {
             rule(3, Action::Deny, cidrs(&["10.0.0.0/8"]), vec![tcp(0, 65535)]),
         ]);
         // 10/8 -> {deny sel}, 10.1/16 -> {deny sel, allow sel}.
-        let inner = *s.ident_v4.get(&"10.1.0.0/16".parse::<Ipv4Net>().expect("valid")).expect("present");
-        let outer = *s.ident_v4.get(&"10.0.0.0/8".parse::<Ipv4Net>().expect("valid")).expect("present");
+        let inner = *s
+            .ident_v4
+            .get(&"10.1.0.0/16".parse::<Ipv4Net>().expect("valid"))
+            .expect("present");
+        let outer = *s
+            .ident_v4
+            .get(&"10.0.0.0/8".parse::<Ipv4Net>().expect("valid"))
+            .expect("present");
         assert_ne!(inner, outer);
         assert_eq!(
-            s.policy.get(&PolicyEntry::ports(inner, DIR_INGRESS, proto::TCP, 80, 16)),
+            s.policy
+                .get(&PolicyEntry::ports(inner, DIR_INGRESS, proto::TCP, 80, 16)),
             Some(&PolicyValue::new(ACTION_DENY, 3))
         );
         assert_eq!(
-            s.policy.get(&PolicyEntry::ports(inner, DIR_EGRESS, proto::TCP, 0, 0)),
+            s.policy
+                .get(&PolicyEntry::ports(inner, DIR_EGRESS, proto::TCP, 0, 0)),
             Some(&PolicyValue::new(ACTION_DENY, 2))
         );
-        assert_eq!(s.policy.get(&PolicyEntry::ports(outer, DIR_INGRESS, proto::TCP, 80, 16)), None);
+        assert_eq!(
+            s.policy
+                .get(&PolicyEntry::ports(outer, DIR_INGRESS, proto::TCP, 80, 16)),
+            None
+        );
     }
 
     #[test]
@@ -559,9 +602,19 @@ mod tests {
     #[test]
     fn rule_order_does_not_matter() {
         let rules = vec![
-            rule(1, Action::Allow, cidrs(&["10.0.0.0/8", "fd00::/8"]), vec![tcp(1, 1000)]),
+            rule(
+                1,
+                Action::Allow,
+                cidrs(&["10.0.0.0/8", "fd00::/8"]),
+                vec![tcp(1, 1000)],
+            ),
             rule(2, Action::Deny, cidrs(&["10.1.0.0/16"]), vec![L4::Any]),
-            rule(3, Action::Allow, cidrs(&["10.1.2.0/24"]), vec![tcp(443, 443)]),
+            rule(
+                3,
+                Action::Allow,
+                cidrs(&["10.1.2.0/24"]),
+                vec![tcp(443, 443)],
+            ),
             rule(4, Action::Failsafe, cidrs(&["fd00::/8"]), vec![tcp(22, 22)]),
         ];
         let a = compile_ok(rules.clone());
@@ -572,8 +625,18 @@ mod tests {
 
     #[test]
     fn host_bits_are_ignored() {
-        let a = compile_ok(vec![rule(1, Action::Allow, cidrs(&["10.1.2.3/8"]), vec![L4::Any])]);
-        let b = compile_ok(vec![rule(1, Action::Allow, cidrs(&["10.0.0.0/8"]), vec![L4::Any])]);
+        let a = compile_ok(vec![rule(
+            1,
+            Action::Allow,
+            cidrs(&["10.1.2.3/8"]),
+            vec![L4::Any],
+        )]);
+        let b = compile_ok(vec![rule(
+            1,
+            Action::Allow,
+            cidrs(&["10.0.0.0/8"]),
+            vec![L4::Any],
+        )]);
         assert_eq!(a, b);
     }
 
@@ -581,10 +644,15 @@ mod tests {
     fn keys_are_canonical() {
         let s = compile_ok(vec![
             rule(1, Action::Allow, Peers::Any, vec![tcp(3, 70), L4::Any]),
-            rule(2, Action::Allow, Peers::Any, vec![L4::Icmp {
-                proto: proto::ICMPV6,
-                icmp_type: 128,
-            }]),
+            rule(
+                2,
+                Action::Allow,
+                Peers::Any,
+                vec![L4::Icmp {
+                    proto: proto::ICMPV6,
+                    icmp_type: 128,
+                }],
+            ),
         ]);
         for e in s.policy.keys() {
             let k = e.key(1);

@@ -107,7 +107,10 @@ impl MapDiff {
     /// No map entry and no setting changes.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        !self.meta_changed && self.ident_v4.is_empty() && self.ident_v6.is_empty() && self.policy.is_empty()
+        !self.meta_changed
+            && self.ident_v4.is_empty()
+            && self.ident_v6.is_empty()
+            && self.policy.is_empty()
     }
 
     /// Entries to write, over all maps.
@@ -227,9 +230,18 @@ mod tests {
         let new = compile(&new_rules).expect("compiles");
         let d = diff(&old, &new);
         assert!(!d.meta_changed);
-        assert_eq!(d.ident_v4.upserts, vec![("10.0.0.0/9".parse().expect("valid"), 1)]);
-        assert_eq!(d.ident_v4.removals, vec!["10.0.0.0/8".parse().expect("valid")]);
-        assert_eq!(d.ident_v6.upserts, vec![("fd00::/8".parse().expect("valid"), 2)]);
+        assert_eq!(
+            d.ident_v4.upserts,
+            vec![("10.0.0.0/9".parse().expect("valid"), 1)]
+        );
+        assert_eq!(
+            d.ident_v4.removals,
+            vec!["10.0.0.0/8".parse().expect("valid")]
+        );
+        assert_eq!(
+            d.ident_v6.upserts,
+            vec![("fd00::/8".parse().expect("valid"), 2)]
+        );
         assert!(d.ident_v6.removals.is_empty());
         assert_eq!(
             d.policy.upserts,
@@ -257,8 +269,14 @@ mod tests {
 
         // The reverse diff removes what was added.
         let back = diff(&new, &old);
-        assert_eq!(back.ident_v6.removals, vec!["fd00::/8".parse().expect("valid")]);
-        assert_eq!(back.policy.removals, vec![PolicyEntry::any_proto(2, DIR_INGRESS)]);
+        assert_eq!(
+            back.ident_v6.removals,
+            vec!["fd00::/8".parse().expect("valid")]
+        );
+        assert_eq!(
+            back.policy.removals,
+            vec![PolicyEntry::any_proto(2, DIR_INGRESS)]
+        );
     }
 
     #[test]

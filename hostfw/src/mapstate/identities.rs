@@ -225,7 +225,10 @@ mod tests {
             // 0: 10/8 except 10.1/16
             vec![cidr("10.0.0.0/8", &["10.1.0.0/16"])],
             // 1: 10.1/16 except 10.1.2/24, plus a v6 net
-            vec![cidr("10.1.0.0/16", &["10.1.2.0/24"]), cidr("2001:db8::/32", &[])],
+            vec![
+                cidr("10.1.0.0/16", &["10.1.2.0/24"]),
+                cidr("2001:db8::/32", &[]),
+            ],
             // 2: everything v4 except 10.1.2.3
             vec![cidr("0.0.0.0/0", &["10.1.2.3/32"])],
             // 3: 10.1.2.0/24 twice with different excepts: union of both
@@ -236,13 +239,28 @@ mod tests {
             // 4: an except equal to its net matches nothing
             vec![cidr("192.168.0.0/16", &["192.168.0.0/16"])],
             // 5: v6 with nested excepts
-            vec![cidr("2001:db8::/32", &["2001:db8:1::/48"]), cidr("2001:db8:1:1::/64", &[])],
+            vec![
+                cidr("2001:db8::/32", &["2001:db8:1::/48"]),
+                cidr("2001:db8:1:1::/64", &[]),
+            ],
         ];
         let ids = assign(&selectors).expect("assigns");
         let addrs = [
-            "10.0.0.1", "10.1.0.1", "10.1.2.3", "10.1.2.4", "10.1.2.200", "11.0.0.1", "192.168.1.1",
-            "0.0.0.0", "255.255.255.255", "10.255.255.255", "2001:db8::1", "2001:db8:1::1",
-            "2001:db8:1:1::1", "2001:db9::1", "::",
+            "10.0.0.1",
+            "10.1.0.1",
+            "10.1.2.3",
+            "10.1.2.4",
+            "10.1.2.200",
+            "11.0.0.1",
+            "192.168.1.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.255.255.255",
+            "2001:db8::1",
+            "2001:db8:1::1",
+            "2001:db8:1:1::1",
+            "2001:db9::1",
+            "::",
         ];
         for a in addrs {
             let addr: IpAddr = a.parse().expect("valid address");
@@ -254,9 +272,15 @@ mod tests {
         assert_eq!(label(&ids, id), vec![3]);
         // 192.168.1.1 is only in selector 2; 192.168.0.0/16 has the same
         // label as 0.0.0.0/0, so it is not inserted.
-        assert!(!ids.ident_v4.contains_key(&"192.168.0.0/16".parse().expect("valid")));
+        assert!(
+            !ids.ident_v4
+                .contains_key(&"192.168.0.0/16".parse().expect("valid"))
+        );
         // 2001:db9::1 matches nothing: no v6 entry covers it.
-        assert_eq!(resolve(&ids, "2001:db9::1".parse().expect("valid")), IDENTITY_NONE);
+        assert_eq!(
+            resolve(&ids, "2001:db9::1".parse().expect("valid")),
+            IDENTITY_NONE
+        );
         // 2001:db8:1::/48 is excepted from selector 5 but selector 1 still
         // covers it.
         let id = resolve(&ids, "2001:db8:1::1".parse().expect("valid"));
@@ -267,8 +291,14 @@ mod tests {
     fn empty_label_is_inserted_below_a_matching_prefix() {
         let selectors = vec![vec![cidr("10.0.0.0/8", &["10.1.0.0/16"])]];
         let ids = assign(&selectors).expect("assigns");
-        assert_eq!(ids.ident_v4.get(&"10.1.0.0/16".parse().expect("valid")), Some(&IDENTITY_NONE));
-        assert_eq!(ids.ident_v4.get(&"10.0.0.0/8".parse().expect("valid")), Some(&1));
+        assert_eq!(
+            ids.ident_v4.get(&"10.1.0.0/16".parse().expect("valid")),
+            Some(&IDENTITY_NONE)
+        );
+        assert_eq!(
+            ids.ident_v4.get(&"10.0.0.0/8".parse().expect("valid")),
+            Some(&1)
+        );
         assert_eq!(ids.ident_v4.len(), 2);
         // Nothing above to fall through to: an empty label needs no entry.
         let selectors = vec![vec![cidr("10.0.0.0/8", &["10.0.0.0/8"])]];
@@ -285,9 +315,18 @@ mod tests {
         ];
         let ids = assign(&selectors).expect("assigns");
         assert_eq!(ids.labels, vec![vec![0], vec![1]]);
-        assert_eq!(ids.ident_v4.get(&"10.0.0.1/32".parse().expect("valid")), Some(&1));
-        assert_eq!(ids.ident_v6.get(&"fd00::1/128".parse().expect("valid")), Some(&1));
-        assert_eq!(ids.ident_v4.get(&"10.0.0.2/32".parse().expect("valid")), Some(&2));
+        assert_eq!(
+            ids.ident_v4.get(&"10.0.0.1/32".parse().expect("valid")),
+            Some(&1)
+        );
+        assert_eq!(
+            ids.ident_v6.get(&"fd00::1/128".parse().expect("valid")),
+            Some(&1)
+        );
+        assert_eq!(
+            ids.ident_v4.get(&"10.0.0.2/32".parse().expect("valid")),
+            Some(&2)
+        );
         let again = assign(&selectors).expect("assigns");
         assert_eq!(again.ident_v4, ids.ident_v4);
         assert_eq!(again.labels, ids.labels);

@@ -116,7 +116,13 @@ impl PolicyEntry {
     /// The entry for the ports of `proto` that share the first `port_prefix`
     /// bits (at most 16) with `port`. Bits beyond the prefix are cleared.
     #[must_use]
-    pub const fn ports(identity: u32, direction: u8, proto: u8, port: u16, port_prefix: u8) -> Self {
+    pub const fn ports(
+        identity: u32,
+        direction: u8,
+        proto: u8,
+        port: u16,
+        port_prefix: u8,
+    ) -> Self {
         let port_prefix = if port_prefix > 16 { 16 } else { port_prefix };
         Self {
             identity,
@@ -246,12 +252,31 @@ impl MapState {
     ///
     /// # Errors
     /// The first map that is too small, with the numbers.
-    pub fn check_fits(&self, other_generation: &Counts, capacity: &Capacity) -> Result<(), CapacityError> {
+    pub fn check_fits(
+        &self,
+        other_generation: &Counts,
+        capacity: &Capacity,
+    ) -> Result<(), CapacityError> {
         let mine = self.counts();
         let maps = [
-            (names::MAP_IDENT_V4, mine.ident_v4, other_generation.ident_v4, capacity.ident_v4),
-            (names::MAP_IDENT_V6, mine.ident_v6, other_generation.ident_v6, capacity.ident_v6),
-            (names::MAP_POLICY, mine.policy, other_generation.policy, capacity.policy),
+            (
+                names::MAP_IDENT_V4,
+                mine.ident_v4,
+                other_generation.ident_v4,
+                capacity.ident_v4,
+            ),
+            (
+                names::MAP_IDENT_V6,
+                mine.ident_v6,
+                other_generation.ident_v6,
+                capacity.ident_v6,
+            ),
+            (
+                names::MAP_POLICY,
+                mine.policy,
+                other_generation.policy,
+                capacity.policy,
+            ),
         ];
         for (map, needed, used_by_other, cap) in maps {
             let available = usize::try_from(cap)
@@ -388,7 +413,10 @@ mod tests {
         let g = m.gen_meta(5, 100);
         assert_eq!(g.revision, 5);
         assert_eq!(g.rule_stats_base, 100);
-        assert_eq!(g.denies_by_default(hostfw_common::DIR_EGRESS), m.denies_by_default(hostfw_common::DIR_EGRESS));
+        assert_eq!(
+            g.denies_by_default(hostfw_common::DIR_EGRESS),
+            m.denies_by_default(hostfw_common::DIR_EGRESS)
+        );
     }
 
     fn state_with(v4: usize, v6: usize, policy: usize, rule: u32) -> MapState {
@@ -454,7 +482,10 @@ mod tests {
             })
         );
         let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(msg.contains("HFW_POLICY") && msg.contains("11") && msg.contains("10"), "{msg}");
+        assert!(
+            msg.contains("HFW_POLICY") && msg.contains("11") && msg.contains("10"),
+            "{msg}"
+        );
         assert_eq!(
             state_with(0, 0, 1, 100).check_fits(&other, &cap),
             Err(CapacityError::RuleIds {

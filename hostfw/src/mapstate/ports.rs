@@ -55,7 +55,10 @@ mod tests {
         for w in p.windows(2) {
             let (a, b) = (span(w[0]), span(w[1]));
             let same_len = w[0].1 == w[1].1;
-            let siblings = same_len && w[0].1 > 0 && (a.0 ^ b.0) == (a.1 - a.0 + 1) && a.0 % (2 * (a.1 - a.0 + 1)) == 0;
+            let siblings = same_len
+                && w[0].1 > 0
+                && (a.0 ^ b.0) == (a.1 - a.0 + 1)
+                && a.0 % (2 * (a.1 - a.0 + 1)) == 0;
             assert!(!siblings, "{first}..={last}: mergeable {w:?}");
         }
         assert!(p.len() <= 30, "{first}..={last}: {} prefixes", p.len());
@@ -74,7 +77,15 @@ mod tests {
         assert_eq!(port_prefixes(1024, 2048), vec![(1024, 6), (2048, 16)]);
         assert_eq!(port_prefixes(1, 2), vec![(1, 16), (2, 16)]);
         assert!(port_prefixes(5, 4).is_empty());
-        for (a, b) in [(0, 0), (0, 1), (1, 65535), (0, 65534), (1, 65534), (65534, 65535), (8080, 8090)] {
+        for (a, b) in [
+            (0, 0),
+            (0, 1),
+            (1, 65535),
+            (0, 65534),
+            (1, 65534),
+            (65534, 65535),
+            (8080, 8090),
+        ] {
             check(a, b);
         }
     }

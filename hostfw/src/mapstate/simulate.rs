@@ -67,7 +67,8 @@ impl<V: Clone> Lpm<V> {
     /// Inserts or replaces the entry of `prefix_len` bits of `data`.
     pub fn insert(&mut self, prefix_len: u32, data: &[u8], value: V) {
         self.lengths.insert(prefix_len);
-        self.entries.insert((prefix_len, masked(data, prefix_len)), value);
+        self.entries
+            .insert((prefix_len, masked(data, prefix_len)), value);
     }
 
     /// The longest entry of at most `prefix_len` bits that matches `data`.
@@ -150,8 +151,11 @@ impl Simulator {
             self.ident_v6.insert(len, &ident_v6_bytes(&key), id);
         }
         for (entry, &value) in &state.policy {
-            self.policy
-                .insert(entry.prefix_len(), &policy_key_bytes(&entry.key(generation)), value);
+            self.policy.insert(
+                entry.prefix_len(),
+                &policy_key_bytes(&entry.key(generation)),
+                value,
+            );
         }
     }
 
@@ -170,20 +174,28 @@ impl Simulator {
                     generation,
                     addr: a.octets(),
                 };
-                self.ident_v4.lookup(IDENT_PREFIX_GEN + 32, &ident_v4_bytes(&key))
+                self.ident_v4
+                    .lookup(IDENT_PREFIX_GEN + 32, &ident_v4_bytes(&key))
             }
             IpAddr::V6(a) => {
                 let key = IdentKeyV6 {
                     generation,
                     addr: a.octets(),
                 };
-                self.ident_v6.lookup(IDENT_PREFIX_GEN + 128, &ident_v6_bytes(&key))
+                self.ident_v6
+                    .lookup(IDENT_PREFIX_GEN + 128, &ident_v6_bytes(&key))
             }
         }
         .unwrap_or(IDENTITY_NONE)
     }
 
-    fn lookup(&self, generation: u32, identity: u32, pkt: &Packet, port: Option<u16>) -> Option<PolicyValue> {
+    fn lookup(
+        &self,
+        generation: u32,
+        identity: u32,
+        pkt: &Packet,
+        port: Option<u16>,
+    ) -> Option<PolicyValue> {
         let (prefix, port) = match port {
             Some(p) => (POLICY_PREFIX_FULL, p),
             None => (POLICY_PREFIX_PORT_ANY, 0),
@@ -228,7 +240,9 @@ impl Simulator {
                 // Errors: pass when related to a flow, and pass anyway.
                 1..=4 => return allow(0, Reason::Icmp6Always),
                 128 | 129 => {}
-                130..=136 | 141..=143 | 148 | 149 | 151..=153 => return allow(0, Reason::Icmp6Always),
+                130..=136 | 141..=143 | 148 | 149 | 151..=153 => {
+                    return allow(0, Reason::Icmp6Always);
+                }
                 _ => return deny(0, Reason::Icmp6Forbidden),
             }
         }
@@ -292,8 +306,14 @@ mod tests {
             generation: 1,
             addr: [10, 0, 0, 1],
         };
-        assert_eq!(ident_v4_bytes(&v4).len(), core::mem::size_of::<IdentKeyV4>());
+        assert_eq!(
+            ident_v4_bytes(&v4).len(),
+            core::mem::size_of::<IdentKeyV4>()
+        );
         let v6 = IdentKeyV6::default();
-        assert_eq!(ident_v6_bytes(&v6).len(), core::mem::size_of::<IdentKeyV6>());
+        assert_eq!(
+            ident_v6_bytes(&v6).len(),
+            core::mem::size_of::<IdentKeyV6>()
+        );
     }
 }

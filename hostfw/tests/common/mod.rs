@@ -82,7 +82,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -119,7 +121,10 @@ impl Pair {
             "ip", "link", "add", &node_if, "netns", &node.name, "type", "veth", "peer", "name",
             &peer_if, "netns", &peer.name,
         ]);
-        let (b, c) = (u8::try_from(id / 250 % 250).unwrap_or(0), u8::try_from(id % 250).unwrap_or(0));
+        let (b, c) = (
+            u8::try_from(id / 250 % 250).unwrap_or(0),
+            u8::try_from(id % 250).unwrap_or(0),
+        );
         let node_v4 = IpAddr::V4(Ipv4Addr::new(10, 200 + b % 50, c, 1));
         let peer_v4 = IpAddr::V4(Ipv4Addr::new(10, 200 + b % 50, c, 2));
         let seg = u16::try_from(id).unwrap_or(1);
@@ -129,8 +134,27 @@ impl Pair {
             (&node, &node_if, node_v4, node_v6),
             (&peer, &peer_if, peer_v4, peer_v6),
         ] {
-            sh(&["ip", "-n", &ns.name, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
-            sh(&["ip", "-n", &ns.name, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{v4}/24"),
+                "dev",
+                ifname,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
             sh(&["ip", "-n", &ns.name, "link", "set", ifname, "up"]);
         }
         Self {
@@ -170,7 +194,10 @@ impl TestDatapath {
     pub fn load_with(sizes: MapSizes) -> Self {
         require_root();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pin_root = PathBuf::from(format!("/sys/fs/bpf/hostfw-test-{}-{n}", std::process::id()));
+        let pin_root = PathBuf::from(format!(
+            "/sys/fs/bpf/hostfw-test-{}-{n}",
+            std::process::id()
+        ));
         let _ = Datapath::remove_all(&pin_root);
         let dp = Datapath::load(&LoadOptions {
             pin_root: pin_root.clone(),
@@ -187,10 +214,9 @@ impl TestDatapath {
         std::thread::spawn(move || {
             enter(&path);
             let mut t = Self::load();
-            let a = t
-                .dp
-                .attach(&ifname)
-                .unwrap_or_else(|e| panic!("attach to {ifname} failed: {e:?}"));
+            let a =
+                t.dp.attach(&ifname)
+                    .unwrap_or_else(|e| panic!("attach to {ifname} failed: {e:?}"));
             eprintln!("attached: {a}");
             t
         })

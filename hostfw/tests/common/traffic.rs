@@ -82,5 +82,7 @@ pub fn udp_ok(ns: &Netns, addr: IpAddr, port: u16, timeout: Duration) -> bool {
 /// One ping from `ns` to `addr`.
 pub fn ping_ok(ns: &Netns, addr: IpAddr) -> bool {
     let a = addr.to_string();
-    ns.exec(&["ping", "-c", "1", "-W", "1", &a]).status.success()
+    ns.exec(&["ping", "-c", "1", "-W", "1", &a])
+        .status
+        .success()
 }
