@@ -5,12 +5,10 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::{
-    TestDatapath,
-    run::{Prog, passes},
-};
+use common::TestDatapath;
 use hostfw::{
     craft::Frame,
+    datapath::testrun::{Prog, passes},
     datapath::writer::Switch,
     mapstate,
     refeval::{self, Packet, Verdict},

@@ -6,12 +6,10 @@ mod common;
 
 use std::{net::IpAddr, str::FromStr, time::Duration};
 
-use common::{
-    TestDatapath,
-    run::{Prog, passes},
-};
+use common::TestDatapath;
 use hostfw::{
     craft::Frame,
+    datapath::testrun::{Prog, passes},
     datapath::writer::{SlotState, Switch},
     mapstate,
     ruleset::{Action, Cidr, Direction, L4, Mode, Peers, Rule, RuleSet},

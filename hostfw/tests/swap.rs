@@ -78,7 +78,12 @@ fn swapping_policies_drops_nothing_they_both_allow() {
     t.dp.apply(&states[0], Switch::Confirmed).expect("apply a");
     traffic::udp_echo_server(&pair.node, 6000);
     traffic::udp_echo_server(&pair.node, 6001);
-    assert!(traffic::udp_ok(&pair.peer, pair.node_v4, 6000, Duration::from_secs(3)));
+    assert!(traffic::udp_ok(
+        &pair.peer,
+        pair.node_v4,
+        6000,
+        Duration::from_secs(3)
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
@@ -96,7 +101,8 @@ fn swapping_policies_drops_nothing_they_both_allow() {
                 for (port, allowed) in [(6000u16, true), (6001u16, false)] {
                     let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
                     let wait = if allowed { 2000 } else { 30 };
-                    s.set_read_timeout(Some(Duration::from_millis(wait))).expect("timeout");
+                    s.set_read_timeout(Some(Duration::from_millis(wait)))
+                        .expect("timeout");
                     s.send_to(b"x", (node, port)).expect("send");
                     let got = s.recv_from(&mut [0u8; 8]).is_ok();
                     if allowed {
@@ -122,10 +128,15 @@ fn swapping_policies_drops_nothing_they_both_allow() {
         lost.load(Ordering::Relaxed),
         leaked.load(Ordering::Relaxed),
     );
-    eprintln!("{SWAPS} swaps; allowed flow: {sent} datagrams, {lost} lost; denied flow leaked {leaked}");
+    eprintln!(
+        "{SWAPS} swaps; allowed flow: {sent} datagrams, {lost} lost; denied flow leaked {leaked}"
+    );
     assert!(sent >= 50, "too little traffic during the swaps: {sent}");
     assert_eq!(lost, 0, "allowed datagrams lost during swaps");
     assert_eq!(leaked, 0, "denied datagrams let through during swaps");
     let c = t.dp.counters().expect("counters");
-    assert!(c.get(Stat::Dropped) >= 1, "the denied flow was dropped: {c:?}");
+    assert!(
+        c.get(Stat::Dropped) >= 1,
+        "the denied flow was dropped: {c:?}"
+    );
 }

@@ -13,6 +13,7 @@ pub mod counters;
 mod error;
 pub mod events;
 pub mod slots;
+pub mod testrun;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -33,7 +33,7 @@ use crate::refeval::{Outcome, Packet, Verdict};
 /// prefix matches.
 #[derive(Clone, Debug)]
 pub struct Lpm<V> {
-    entries: HashMap<(u32, Vec<u8>), V>,
+    entries: HashMap<(u32, [u8; KEY_MAX]), V>,
     lengths: BTreeSet<u32>,
 }
 
@@ -46,13 +46,21 @@ impl<V> Default for Lpm<V> {
     }
 }
 
-/// `data` with every bit from `prefix_len` on cleared.
-fn masked(data: &[u8], prefix_len: u32) -> Vec<u8> {
-    let mut out = data.to_vec();
-    for (i, b) in out.iter_mut().enumerate() {
-        let start = u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(8);
-        let keep = prefix_len.saturating_sub(start).min(8);
-        *b &= if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+/// Longest key the model handles (an [`IdentKeyV6`]).
+const KEY_MAX: usize = 20;
+
+/// `data` (at most [`KEY_MAX`] bytes, zero-padded) with every bit from
+/// `prefix_len` on cleared.
+fn masked(data: &[u8], prefix_len: u32) -> [u8; KEY_MAX] {
+    let mut out = [0u8; KEY_MAX];
+    let mut left = prefix_len;
+    for (o, &b) in out.iter_mut().zip(data) {
+        *o = match left {
+            0 => break,
+            1..=7 => b & (0xffu8 << (8 - left)),
+            _ => b,
+        };
+        left = left.saturating_sub(8);
     }
     out
 }
@@ -64,7 +72,8 @@ impl<V: Clone> Lpm<V> {
         Self::default()
     }
 
-    /// Inserts or replaces the entry of `prefix_len` bits of `data`.
+    /// Inserts or replaces the entry of `prefix_len` bits of `data` (at
+    /// most 20 bytes).
     pub fn insert(&mut self, prefix_len: u32, data: &[u8], value: V) {
         self.lengths.insert(prefix_len);
         self.entries

@@ -117,8 +117,8 @@ pub enum ErrorKind {
         /// What was expected.
         expected: String,
     },
-    /// Two fields that cannot be in one rule.
-    #[error("`{first}` and `{second}` cannot be combined in one rule: {advice}")]
+    /// Two fields that cannot be used together.
+    #[error("`{first}` and `{second}` cannot be used together: {advice}")]
     Conflict {
         /// One field.
         first: String,

@@ -6,7 +6,6 @@
 //! or a needed kernel feature they fail and say what is missing.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-pub mod run;
 pub mod traffic;
 
 use std::{

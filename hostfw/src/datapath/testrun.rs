@@ -1,18 +1,24 @@
-//! BPF_PROG_TEST_RUN of the loaded programs on crafted frames.
+//! BPF_PROG_TEST_RUN of the loaded programs on crafted frames: used by
+//! the verdict tests and the benchmark.
 
+use super::Datapath;
 use aya::programs::{Program, TestRun, TestRunOptions};
-use hostfw::datapath::Datapath;
 use hostfw_common::names::{PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP};
 
 /// Which program to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prog {
+    /// XDP on ingress.
     Xdp,
+    /// TC on ingress.
     TcIn,
+    /// TC on egress.
     TcOut,
 }
 
 impl Prog {
+    /// The program's name in the object.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Xdp => PROG_XDP,
@@ -28,11 +34,19 @@ const TC_UNSPEC: u32 = u32::MAX; // -1
 const TC_SHOT: u32 = 2;
 
 /// Runs `prog` once on `frame`; true = pass, false = drop.
+///
+/// # Panics
+/// If the program is missing or the kernel refuses the test run.
+#[must_use]
 pub fn passes(dp: &Datapath, prog: Prog, frame: &[u8]) -> bool {
     run_raw(dp, prog, frame, 1).0
 }
 
 /// Runs `prog` `repeat` times; returns (pass, ns per run).
+///
+/// # Panics
+/// If the program is missing or the kernel refuses the test run.
+#[must_use]
 pub fn run_raw(dp: &Datapath, prog: Prog, frame: &[u8], repeat: u32) -> (bool, f64) {
     let p = dp
         .ebpf()
@@ -56,6 +70,7 @@ pub fn run_raw(dp: &Datapath, prog: Prog, frame: &[u8], repeat: u32) -> (bool, f
         (Prog::Xdp, XDP_DROP) | (Prog::TcIn | Prog::TcOut, TC_SHOT) => false,
         (p, r) => panic!("{p:?} returned unexpected {r}"),
     };
+    #[expect(clippy::cast_precision_loss, reason = "nanoseconds fit easily")]
     let ns = res.duration.as_nanos() as f64;
     (pass, ns)
 }
