@@ -104,7 +104,11 @@ fn main() -> anyhow::Result<()> {
                 runs.sort_by(f64::total_cmp);
                 cols.push(runs[1]);
             }
-            let label = if i == 0 { format!("{n:>8} {apply_ms:>9.1}") } else { format!("{:>8} {:>9}", "", "") };
+            let label = if i == 0 {
+                format!("{n:>8} {apply_ms:>9.1}")
+            } else {
+                format!("{:>8} {:>9}", "", "")
+            };
             println!("{label} | {what:<18} {:>8.1} {:>8.1}", cols[0], cols[1]);
             row.extend(cols);
         }

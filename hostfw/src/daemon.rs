@@ -68,6 +68,10 @@ pub type PolicySource = dyn Fn(&Config) -> Result<RuleSet, String>;
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(opts: DaemonOptions, policy: &PolicySource) -> Result<(), DaemonError> {
+    // Signals first: a Ctrl-C during attach must still detach cleanly.
+    let io = |what| move |source| DaemonError::Io { what, source };
+    let term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
+    let int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
     let cfg = Config::load(&opts.config)?;
     let rules = policy(&cfg).map_err(DaemonError::Policy)?;
     let state = mapstate::compile(&rules).map_err(|e| DaemonError::Policy(e.to_string()))?;
@@ -101,7 +105,7 @@ pub async fn run(opts: DaemonOptions, policy: &PolicySource) -> Result<(), Daemo
             Err(e) => log::error!("{ifname}: not attached: {e}"),
         }
     }
-    let result = follow_events(&mut dp).await;
+    let result = follow_events(&mut dp, term, int).await;
     if opts.detach_on_exit {
         drop(dp);
         match Datapath::remove_all(&opts.pin_root) {
@@ -119,7 +123,11 @@ pub async fn run(opts: DaemonOptions, policy: &PolicySource) -> Result<(), Daemo
 }
 
 /// Prints verdict events until SIGINT or SIGTERM.
-async fn follow_events(dp: &mut Datapath) -> Result<(), DaemonError> {
+async fn follow_events(
+    dp: &mut Datapath,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) -> Result<(), DaemonError> {
     let map = dp
         .ebpf_mut()
         .take_map(MAP_EVENTS)
@@ -136,8 +144,6 @@ async fn follow_events(dp: &mut Datapath) -> Result<(), DaemonError> {
         source: e.into(),
     })?;
     let io = |what| move |source| DaemonError::Io { what, source };
-    let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
-    let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),

@@ -1,6 +1,6 @@
 //! From a [`RuleSet`] to the map contents of one generation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use hostfw_common::{
     config::{DEFAULT_DENY_EGRESS, DEFAULT_DENY_INGRESS, MODE_AUDIT, MODE_ENFORCE},
@@ -66,26 +66,24 @@ pub enum CompileError {
     TooManyIdentities,
 }
 
-/// Entries of one identity (the `identity` field is not yet set).
-type Group = BTreeMap<PolicyEntry, PolicyValue>;
+/// Entries of one identity (the `identity` field is not yet set). Built
+/// unordered, then [`settle`]d: sorted by entry, one value per entry.
+type Group = Vec<(PolicyEntry, PolicyValue)>;
 
 /// Compiles `rules` into the desired map contents of a generation.
 ///
 /// # Errors
 /// An invalid rule set: see [`CompileError`].
 pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
-    let mut seen = HashSet::with_capacity(rules.rules.len());
-    for rule in &rules.rules {
-        if rule.id == 0 {
-            return Err(CompileError::ZeroRuleId);
-        }
-        if !seen.insert(rule.id) {
-            return Err(CompileError::DuplicateRuleId(rule.id));
-        }
-    }
     // In id order, so that the result does not depend on the rules' order.
     let mut sorted: Vec<&Rule> = rules.rules.iter().collect();
     sorted.sort_unstable_by_key(|r| r.id);
+    if sorted.first().is_some_and(|r| r.id == 0) {
+        return Err(CompileError::ZeroRuleId);
+    }
+    if let Some(w) = sorted.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(CompileError::DuplicateRuleId(w[0].id));
+    }
 
     let mut selector_ids: HashMap<Vec<Cidr>, SelectorId> = HashMap::new();
     let mut selectors: Vec<Vec<Cidr>> = Vec::new();
@@ -116,10 +114,12 @@ pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
             }
         };
         let value = PolicyValue::new(rule.action.as_u8(), rule.id);
-        for slot in slots {
-            add(group, slot, value);
-        }
+        group.extend(slots.into_iter().map(|slot| (slot, value)));
     }
+    for t in &mut templates {
+        settle(t);
+    }
+    settle(&mut any);
 
     let ids = identities::assign(&selectors).map_err(|_| CompileError::TooManyIdentities)?;
     let mut policy = BTreeMap::new();
@@ -131,10 +131,9 @@ pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
             many => {
                 merged.clear();
                 for &sel in many {
-                    for (&slot, &value) in &templates[sel as usize] {
-                        add(&mut merged, slot, value);
-                    }
+                    merged.extend_from_slice(&templates[sel as usize]);
                 }
+                settle(&mut merged);
                 close(&merged, identity, &mut policy);
             }
         }
@@ -236,32 +235,45 @@ fn slots(rule: &Rule) -> Result<Vec<PolicyEntry>, CompileError> {
     Ok(out)
 }
 
-/// Adds an entry, combining with one already at the same key.
-fn add(group: &mut Group, slot: PolicyEntry, value: PolicyValue) {
-    group
-        .entry(slot)
-        .and_modify(|v| *v = v.combine(value))
-        .or_insert(value);
+/// Sorts a group by entry and combines the values of equal entries.
+fn settle(group: &mut Group) {
+    group.sort_unstable_by_key(|&(entry, _)| entry);
+    group.dedup_by(|(later, v), (kept, kept_v)| {
+        let same = later == kept;
+        if same {
+            *kept_v = kept_v.combine(*v);
+        }
+        same
+    });
 }
 
-/// Writes `group` under `identity`, each entry combined with every entry of
-/// its direction that contains it: the trie returns only the longest match,
-/// so that one must carry the decision of the broader ones.
-fn close(group: &Group, identity: u32, out: &mut BTreeMap<PolicyEntry, PolicyValue>) {
-    for (slot, value) in group {
-        let mut value = *value;
+/// Writes a settled `group` under `identity`, each entry combined with every
+/// entry of its direction that contains it: the trie returns only the
+/// longest match, so that one must carry the decision of the broader ones.
+fn close(
+    group: &[(PolicyEntry, PolicyValue)],
+    identity: u32,
+    out: &mut BTreeMap<PolicyEntry, PolicyValue>,
+) {
+    let find = |e: &PolicyEntry| {
+        group
+            .binary_search_by_key(e, |&(entry, _)| entry)
+            .ok()
+            .map(|i| group[i].1)
+    };
+    for &(slot, mut value) in group {
         if let Some(p) = slot.proto {
             let broader = std::iter::once(PolicyEntry::any_proto(slot.identity, slot.direction))
                 .chain((0..slot.port_prefix).map(|len| {
                     PolicyEntry::ports(slot.identity, slot.direction, p, slot.port, len)
                 }));
             for b in broader {
-                if let Some(v) = group.get(&b) {
-                    value = value.combine(*v);
+                if let Some(v) = find(&b) {
+                    value = value.combine(v);
                 }
             }
         }
-        out.insert(PolicyEntry { identity, ..*slot }, value);
+        out.insert(PolicyEntry { identity, ..slot }, value);
     }
 }
 

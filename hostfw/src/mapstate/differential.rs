@@ -202,21 +202,3 @@ fn compiles_100k_cidr_rules_quickly() {
     assert_eq!(sim.evaluate(0, &pkt), refeval::evaluate(&rules, &pkt));
     assert_eq!(sim.evaluate(0, &pkt).rule_id, 77_777);
 }
-
-
-#[test]
-fn tmp_profile_100k() {
-    let rules = cidr_rules(100_000);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let sels: Vec<Vec<Cidr>> = rules.rules.iter().map(|r| match &r.peers { Peers::Cidrs(c) => c.clone(), Peers::Any => vec![] }).collect();
-        let t1 = t.elapsed();
-        let t = Instant::now();
-        let ids = identities::assign(&sels).expect("x");
-        let t2 = t.elapsed();
-        let t = Instant::now();
-        let st = compile(&rules).expect("x");
-        let t3 = t.elapsed();
-        println!("clone {t1:?} assign {t2:?} compile {t3:?} {} {}", ids.labels.len(), st.policy.len());
-    }
-}

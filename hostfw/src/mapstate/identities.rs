@@ -145,16 +145,15 @@ pub(crate) fn assign(selectors: &[Vec<Cidr>]) -> Result<Identities, TooManyIdent
         } else if let Some(&id) = interned.get(&label) {
             id
         } else {
-            let id = u32::try_from(out.labels.len() + 1).map_err(|_| TooManyIdentities)?;
+            let id = u32::try_from(interned.len() + 1).map_err(|_| TooManyIdentities)?;
             if id == IDENTITY_ANY {
                 return Err(TooManyIdentities);
             }
             interned.insert(label.clone(), id);
-            out.labels.push(label.clone());
             id
         };
         prefixes[i].identity = identity;
-        if identity == parent {
+        if identity == IDENTITY_NONE {
             continue;
         }
         match prefixes[i].net {
@@ -165,6 +164,10 @@ pub(crate) fn assign(selectors: &[Vec<Cidr>]) -> Result<Identities, TooManyIdent
                 out.ident_v6.insert(n, identity);
             }
         }
+    }
+    out.labels = vec![Vec::new(); interned.len()];
+    for (label, id) in interned {
+        out.labels[id as usize - 1] = label;
     }
     Ok(out)
 }

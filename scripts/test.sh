@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and the privileged
+# tests (eBPF programs loaded into this kernel, network namespaces, real
+# traffic). Run as root. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+./scripts/install-deps.sh
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: the privileged tests need root" >&2
+  exit 1
+fi
+cargo fmt --all -- --check
+# aya-build relays the eBPF sub-build's progress as cargo warnings: hide them.
+quiet() { grep -v '^warning: hostfw@' || true; }
+cargo clippy -q --all-targets -- -D warnings 2>&1 | quiet
+cargo test --all-targets -- --test-threads=2 2>&1 | quiet
