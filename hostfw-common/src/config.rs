@@ -40,7 +40,7 @@ impl Config {
     pub const fn confirmed(generation: u32) -> Self {
         let g = (generation & 1) as u64;
         Self {
-            word: g * ACTIVE_BIT | g * FALLBACK_BIT,
+            word: (g * ACTIVE_BIT) | (g * FALLBACK_BIT),
         }
     }
 
@@ -49,8 +49,8 @@ impl Config {
     #[must_use]
     pub const fn trial(active: u32, fallback: u32, deadline_ms: u64) -> Self {
         Self {
-            word: (active & 1) as u64 * ACTIVE_BIT
-                | (fallback & 1) as u64 * FALLBACK_BIT
+            word: ((active & 1) as u64 * ACTIVE_BIT)
+                | ((fallback & 1) as u64 * FALLBACK_BIT)
                 | ARMED_BIT
                 | (deadline_ms << DEADLINE_SHIFT),
         }

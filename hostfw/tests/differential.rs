@@ -113,7 +113,7 @@ fn kernel_verdicts_equal_the_reference_evaluator() {
             let want = refeval::evaluate(&rules, &pkt);
             let prog = match pkt.direction {
                 Direction::Egress => Prog::TcOut,
-                Direction::Ingress if n % 2 == 0 => Prog::Xdp,
+                Direction::Ingress if n.is_multiple_of(2) => Prog::Xdp,
                 Direction::Ingress => Prog::TcIn,
             };
             let before = audited(&t);

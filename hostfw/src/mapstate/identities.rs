@@ -153,7 +153,7 @@ pub(crate) fn assign(selectors: &[Vec<Cidr>]) -> Result<Identities, TooManyIdent
             id
         };
         prefixes[i].identity = identity;
-        if identity == IDENTITY_NONE {
+        if identity == parent {
             continue;
         }
         match prefixes[i].net {

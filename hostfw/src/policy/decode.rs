@@ -15,8 +15,8 @@ use super::{
     error::{ErrorKind, Errors, Pos},
     icmp,
     model::{
-        CidrPeer, DefaultDeny, IcmpFamily, IcmpMatch, L4Match, Operator, Peer, PeerRule,
-        PortMatch, Protocol, Requirement, Selector, Spec, Subject,
+        CidrPeer, DefaultDeny, IcmpFamily, IcmpMatch, L4Match, Operator, Peer, PeerRule, PortMatch,
+        Protocol, Requirement, Selector, Spec, Subject,
     },
     tree::{Entry, Node, Value},
 };
@@ -55,7 +55,13 @@ const SPEC_FIELDS: &[&str] = &[
     "log",
 ];
 
-const INGRESS_FIELDS: &[&str] = &["fromEntities", "fromCIDR", "fromCIDRSet", "toPorts", "icmps"];
+const INGRESS_FIELDS: &[&str] = &[
+    "fromEntities",
+    "fromCIDR",
+    "fromCIDRSet",
+    "toPorts",
+    "icmps",
+];
 const EGRESS_FIELDS: &[&str] = &["toEntities", "toCIDR", "toCIDRSet", "toPorts", "icmps"];
 
 const NO_IDENTITIES: &str = "a bare node has no pod identities; select peers with \
@@ -79,7 +85,10 @@ const INGRESS_REJECTED: &[(&str, &str)] = &[
         "authentication",
         "mutual authentication needs Cilium's agent; remove it (hostfw enforces L3/L4 only)",
     ),
-    ("toFQDNs", "toFQDNs is an egress field, and hostfw has no DNS proxy; use toCIDR/toCIDRSet with the addresses"),
+    (
+        "toFQDNs",
+        "toFQDNs is an egress field, and hostfw has no DNS proxy; use toCIDR/toCIDRSet with the addresses",
+    ),
 ];
 
 const EGRESS_REJECTED: &[(&str, &str)] = &[
@@ -127,7 +136,12 @@ const CIDR_GROUP: &str = "CiliumCIDRGroup objects are not resolved by hostfw; wr
 
 /// Decodes one spec; `prefix` is empty for `spec`, `specs[N]` otherwise.
 /// `extra` are fields allowed beside the spec's (TOML's `name`).
-pub(crate) fn spec(errs: &mut Errors<'_>, node: &Node, prefix: &str, extra: &[&str]) -> Option<Spec> {
+pub(crate) fn spec(
+    errs: &mut Errors<'_>,
+    node: &Node,
+    prefix: &str,
+    extra: &[&str],
+) -> Option<Spec> {
     let before = errs.count();
     let mut d = Decoder {
         errs,
@@ -172,7 +186,12 @@ impl Decoder<'_, '_> {
         );
     }
 
-    fn map<'n>(&mut self, node: &'n Node, path: &str, expected: &'static str) -> Option<&'n [Entry]> {
+    fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        expected: &'static str,
+    ) -> Option<&'n [Entry]> {
         match &node.value {
             Value::Map(entries) => Some(entries),
             _ => {
@@ -182,7 +201,12 @@ impl Decoder<'_, '_> {
         }
     }
 
-    fn seq<'n>(&mut self, node: &'n Node, path: &str, expected: &'static str) -> Option<&'n [Node]> {
+    fn seq<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        expected: &'static str,
+    ) -> Option<&'n [Node]> {
         match &node.value {
             Value::Seq(items) => Some(items),
             _ => {
@@ -192,7 +216,12 @@ impl Decoder<'_, '_> {
         }
     }
 
-    fn string<'n>(&mut self, node: &'n Node, path: &str, expected: &'static str) -> Option<&'n str> {
+    fn string<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        expected: &'static str,
+    ) -> Option<&'n str> {
         match &node.value {
             Value::Str(s) => Some(s),
             _ => {
@@ -213,7 +242,13 @@ impl Decoder<'_, '_> {
     }
 
     /// Checks every key of `entries` against `allowed` and `rejected`.
-    fn fields(&mut self, entries: &[Entry], path: &str, allowed: &[&str], rejected: &[(&str, &str)]) {
+    fn fields(
+        &mut self,
+        entries: &[Entry],
+        path: &str,
+        allowed: &[&str],
+        rejected: &[(&str, &str)],
+    ) {
         for e in entries {
             if allowed.contains(&e.key.as_str()) {
                 continue;
@@ -336,7 +371,10 @@ impl Decoder<'_, '_> {
         spec.egress_deny = self.rules(entries, prefix, "egressDeny", Dir::Egress);
         let no_rules = ["ingress", "ingressDeny", "egress", "egressDeny"]
             .iter()
-            .all(|k| field(entries, k).is_none_or(|e| matches!(&e.value.value, Value::Seq(s) if s.is_empty())));
+            .all(|k| {
+                field(entries, k)
+                    .is_none_or(|e| matches!(&e.value.value, Value::Seq(s) if s.is_empty()))
+            });
         if no_rules {
             self.err(node.pos, here, ErrorKind::NoRules);
             return None;
@@ -358,7 +396,11 @@ impl Decoder<'_, '_> {
     }
 
     fn selector(&mut self, node: &Node, path: &str) -> Option<Selector> {
-        let entries = self.map(node, path, "a label selector (a map; `{}` selects everything)")?;
+        let entries = self.map(
+            node,
+            path,
+            "a label selector (a map; `{}` selects everything)",
+        )?;
         self.fields(entries, path, &["matchLabels", "matchExpressions"], &[]);
         let mut sel = Selector::default();
         let mut ok = true;
@@ -370,7 +412,11 @@ impl Decoder<'_, '_> {
                     // Go reads `key:` (null) into a map[string]string as "".
                     Value::Null => String::new(),
                     _ => {
-                        self.wrong(&l.value, &child(&path, &l.key), "a string (quote numbers and booleans)");
+                        self.wrong(
+                            &l.value,
+                            &child(&path, &l.key),
+                            "a string (quote numbers and booleans)",
+                        );
                         ok = false;
                         continue;
                     }
@@ -385,7 +431,11 @@ impl Decoder<'_, '_> {
         }
         if let Some(e) = field(entries, "matchExpressions") {
             let path = child(path, "matchExpressions");
-            for (i, item) in self.seq(&e.value, &path, "a list of requirements")?.iter().enumerate() {
+            for (i, item) in self
+                .seq(&e.value, &path, "a list of requirements")?
+                .iter()
+                .enumerate()
+            {
                 match self.requirement(item, &index(&path, i)) {
                     Some(r) => sel.match_expressions.push(r),
                     None => ok = false,
@@ -526,7 +576,10 @@ impl Decoder<'_, '_> {
         };
         self.fields(entries, path, allowed, rejected);
 
-        let present: Vec<&Entry> = peer_fields.iter().filter_map(|k| field(entries, k)).collect();
+        let present: Vec<&Entry> = peer_fields
+            .iter()
+            .filter_map(|k| field(entries, k))
+            .collect();
         let peer = match present.as_slice() {
             [] => Peer::Unspecified,
             [one] => {
@@ -664,9 +717,14 @@ impl Decoder<'_, '_> {
                 entries,
                 &ipath,
                 &["cidr", "except"],
-                &[("cidrGroupRef", CIDR_GROUP), ("cidrGroupSelector", CIDR_GROUP)],
+                &[
+                    ("cidrGroupRef", CIDR_GROUP),
+                    ("cidrGroupSelector", CIDR_GROUP),
+                ],
             );
-            if field(entries, "cidrGroupRef").is_some() || field(entries, "cidrGroupSelector").is_some() {
+            if field(entries, "cidrGroupRef").is_some()
+                || field(entries, "cidrGroupSelector").is_some()
+            {
                 return None;
             }
             let Some(c) = field(entries, "cidr") else {
@@ -684,7 +742,11 @@ impl Decoder<'_, '_> {
             let mut except = Vec::new();
             if let Some(e) = field(entries, "except") {
                 let epath = child(&ipath, "except");
-                for (j, x) in self.seq(&e.value, &epath, "a list of CIDRs")?.iter().enumerate() {
+                for (j, x) in self
+                    .seq(&e.value, &epath, "a list of CIDRs")?
+                    .iter()
+                    .enumerate()
+                {
                     let xpath = index(&epath, j);
                     let ex = self.cidr(x, &xpath, false)?;
                     if ex.prefix_len() < net.prefix_len() || !net.contains(&ex.network()) {
@@ -693,7 +755,9 @@ impl Decoder<'_, '_> {
                             &xpath,
                             ErrorKind::Invalid {
                                 value: ex.to_string(),
-                                expected: format!("a CIDR inside {net} (except lies inside its cidr)"),
+                                expected: format!(
+                                    "a CIDR inside {net} (except lies inside its cidr)"
+                                ),
                             },
                         );
                         return None;
@@ -967,7 +1031,8 @@ impl Decoder<'_, '_> {
                 path,
                 ErrorKind::Missing {
                     field: "type",
-                    expected: "an ICMP type: a number from 0 to 255 or a name like EchoRequest".into(),
+                    expected: "an ICMP type: a number from 0 to 255 or a name like EchoRequest"
+                        .into(),
                 },
             );
             return None;
@@ -975,7 +1040,9 @@ impl Decoder<'_, '_> {
         let tpath = child(path, "type");
         let icmp_type = match &t.value.value {
             Value::Int(n) => u8::try_from(*n).ok(),
-            Value::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+            Value::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
             Value::Str(s) => {
                 if let Some(t) = icmp::type_by_name(family, s) {
                     Some(t)
@@ -1051,7 +1118,12 @@ fn suggest<'a>(field: &str, allowed: &[&'a str]) -> Option<&'a str> {
     }
     allowed
         .iter()
-        .map(|a| (edit_distance(&field.to_ascii_lowercase(), &a.to_ascii_lowercase()), *a))
+        .map(|a| {
+            (
+                edit_distance(&field.to_ascii_lowercase(), &a.to_ascii_lowercase()),
+                *a,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)

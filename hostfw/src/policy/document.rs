@@ -7,8 +7,9 @@ use super::{
     decode::{self, child, index},
     error::{ErrorKind, Errors, PolicyError},
     model::{Format, Policy},
-    toml, yaml,
+    toml,
     tree::{Entry, Node, Value},
+    yaml,
 };
 
 const API_VERSION: &str = "cilium.io/v2";
@@ -42,7 +43,11 @@ pub(crate) fn from_yaml(text: &str, file: &Path, out: &mut Vec<PolicyError>) -> 
         if doc.value == Value::Null {
             continue;
         }
-        let path = if many { format!("document {}", i + 1) } else { String::new() };
+        let path = if many {
+            format!("document {}", i + 1)
+        } else {
+            String::new()
+        };
         object(&mut errs, doc, &path, &mut policies);
     }
     policies
@@ -85,7 +90,12 @@ fn object(errs: &mut Errors<'_>, node: &Node, path: &str, out: &mut Vec<Policy>)
     };
     match kind_str.as_str() {
         "List" | "CiliumClusterwideNetworkPolicyList" => {
-            check_fields(errs, entries, path, &["apiVersion", "kind", "metadata", "items"]);
+            check_fields(
+                errs,
+                entries,
+                path,
+                &["apiVersion", "kind", "metadata", "items"],
+            );
             match node.get("items").map(|e| &e.value) {
                 None => {}
                 Some(Node {
@@ -134,7 +144,10 @@ fn object(errs: &mut Errors<'_>, node: &Node, path: &str, out: &mut Vec<Policy>)
 }
 
 fn check_fields(errs: &mut Errors<'_>, entries: &[Entry], path: &str, allowed: &[&str]) {
-    for e in entries.iter().filter(|e| !allowed.contains(&e.key.as_str())) {
+    for e in entries
+        .iter()
+        .filter(|e| !allowed.contains(&e.key.as_str()))
+    {
         errs.push(
             e.key_pos,
             path,
@@ -155,10 +168,12 @@ fn ccnp(errs: &mut Errors<'_>, node: &Node, entries: &[Entry], path: &str) -> Op
     let before = errs.count();
     // `metadata` and `status` are free-form and ignored, but for the name.
     let name = match node.get("metadata").map(|e| &e.value) {
-        Some(m @ Node {
-            value: Value::Map(_),
-            ..
-        }) => match m.get("name").map(|e| &e.value) {
+        Some(
+            m @ Node {
+                value: Value::Map(_),
+                ..
+            },
+        ) => match m.get("name").map(|e| &e.value) {
             Some(Node {
                 value: Value::Str(n),
                 ..
@@ -402,13 +417,20 @@ mod tests {
 
     #[test]
     fn kinds_other_than_ccnp_are_refused_with_advice() {
-        let (p, e) = yaml("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n");
+        let (p, e) =
+            yaml("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n");
         assert!(p.is_empty());
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("p.yaml:2:7: kind: kind \"CiliumNetworkPolicy\""), "{e:?}");
+        assert!(
+            e[0].starts_with("p.yaml:2:7: kind: kind \"CiliumNetworkPolicy\""),
+            "{e:?}"
+        );
         assert!(e[0].contains("namespaced and selects pods"), "{e:?}");
         let (_, e) = yaml("apiVersion: v1\nkind: ConfigMap\n");
-        assert!(e[0].contains("hostfw reads CiliumClusterwideNetworkPolicy"), "{e:?}");
+        assert!(
+            e[0].contains("hostfw reads CiliumClusterwideNetworkPolicy"),
+            "{e:?}"
+        );
         let (_, e) = yaml("- a\n- b\n");
         assert!(e[0].contains("expected a Kubernetes object"), "{e:?}");
         let (_, e) = yaml("apiVersion: cilium.io/v2\nmetadata: {name: x}\n");
@@ -433,14 +455,42 @@ mod tests {
     #[test]
     fn toml_needs_arrays_of_tables_and_names() {
         let mut errs = Vec::new();
-        let p = from_toml("[policy]\nname = \"a\"\n", &PathBuf::from("p.toml"), &mut errs);
+        let p = from_toml(
+            "[policy]\nname = \"a\"\n",
+            &PathBuf::from("p.toml"),
+            &mut errs,
+        );
         assert!(p.is_empty());
-        assert!(errs[0].to_string().contains("write [[policy]], not [policy]"), "{}", errs[0]);
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("write [[policy]], not [policy]"),
+            "{}",
+            errs[0]
+        );
         let mut errs = Vec::new();
-        from_toml("[[policy]]\nnodeSelector = {}\n[[policy.ingress]]\n", &PathBuf::from("p.toml"), &mut errs);
-        assert!(errs[0].to_string().contains("p.toml:1:1: policy[0]: missing field `name`"), "{}", errs[0]);
+        from_toml(
+            "[[policy]]\nnodeSelector = {}\n[[policy.ingress]]\n",
+            &PathBuf::from("p.toml"),
+            &mut errs,
+        );
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("p.toml:1:1: policy[0]: missing field `name`"),
+            "{}",
+            errs[0]
+        );
         let mut errs = Vec::new();
-        from_toml("[[policies]]\nname = \"a\"\n", &PathBuf::from("p.toml"), &mut errs);
-        assert!(errs[0].to_string().contains("did you mean `[[policy]]`"), "{}", errs[0]);
+        from_toml(
+            "[[policies]]\nname = \"a\"\n",
+            &PathBuf::from("p.toml"),
+            &mut errs,
+        );
+        assert!(
+            errs[0].to_string().contains("did you mean `[[policy]]`"),
+            "{}",
+            errs[0]
+        );
     }
 }

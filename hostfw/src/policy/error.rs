@@ -202,7 +202,10 @@ mod tests {
     fn display_names_file_position_policy_rule_and_message() {
         let e = PolicyError {
             file: PathBuf::from("/etc/hostfw/policies.d/a.yaml"),
-            pos: Some(Pos { line: 12, column: 9 }),
+            pos: Some(Pos {
+                line: 12,
+                column: 9,
+            }),
             policy: Some("ssh".into()),
             path: Some("ingress[0].toPorts[0].ports[1]".into()),
             kind: ErrorKind::Missing {
@@ -222,6 +225,9 @@ mod tests {
             path: None,
             kind: ErrorKind::NoRules,
         };
-        assert!(e.to_string().starts_with("x.toml: the policy has no rules"), "{e}");
+        assert!(
+            e.to_string().starts_with("x.toml: the policy has no rules"),
+            "{e}"
+        );
     }
 }

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(type_by_name(IcmpFamily::V6, "EchoRequest"), Some(128));
         assert_eq!(type_by_name(IcmpFamily::V6, "EchoReply"), Some(129));
         assert_eq!(type_by_name(IcmpFamily::V4, "NeighborSolicitation"), None);
-        assert_eq!(type_by_name(IcmpFamily::V6, "NeighborSolicitation"), Some(135));
+        assert_eq!(
+            type_by_name(IcmpFamily::V6, "NeighborSolicitation"),
+            Some(135)
+        );
         assert_eq!(type_by_name(IcmpFamily::V6, "Echo"), None);
         assert_eq!(type_by_name(IcmpFamily::V4, "echorequest"), None);
     }

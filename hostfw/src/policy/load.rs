@@ -99,8 +99,9 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                 if name.to_string_lossy().starts_with('.') {
                     out.files.push(ignored("hidden file"));
                 } else if file.is_dir() {
-                    out.files
-                        .push(ignored("a directory (policy directories are not read recursively)"));
+                    out.files.push(ignored(
+                        "a directory (policy directories are not read recursively)",
+                    ));
                 } else if format_of(&file).is_none() {
                     out.files.push(ignored("not a .yaml, .yml or .toml file"));
                 } else {

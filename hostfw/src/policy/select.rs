@@ -86,13 +86,20 @@ mod tests {
             match_labels: labels(&[("node-role.kubernetes.io/control-plane", ""), ("zone", "a")]),
             match_expressions: vec![],
         };
-        let node = labels(&[("node-role.kubernetes.io/control-plane", ""), ("zone", "a"), ("x", "y")]);
+        let node = labels(&[
+            ("node-role.kubernetes.io/control-plane", ""),
+            ("zone", "a"),
+            ("x", "y"),
+        ]);
         assert!(matches(&sel, &node));
         let node = labels(&[("node-role.kubernetes.io/control-plane", ""), ("zone", "b")]);
         let why = mismatch(&sel, &node).expect("zone differs");
         assert!(why.contains("zone=\"b\""), "{why}");
         let why = mismatch(&sel, &labels(&[])).expect("no labels");
-        assert!(why.contains("has no label node-role.kubernetes.io/control-plane"), "{why}");
+        assert!(
+            why.contains("has no label node-role.kubernetes.io/control-plane"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -102,7 +109,10 @@ mod tests {
             match_expressions: vec![r],
         };
         let node = labels(&[("tier", "db"), ("kubernetes.io/os", "linux")]);
-        assert!(matches(&sel(req("tier", Operator::In, &["db", "web"])), &node));
+        assert!(matches(
+            &sel(req("tier", Operator::In, &["db", "web"])),
+            &node
+        ));
         assert!(!matches(&sel(req("tier", Operator::In, &["web"])), &node));
         assert!(!matches(&sel(req("zone", Operator::In, &["a"])), &node));
         assert!(matches(&sel(req("tier", Operator::NotIn, &["web"])), &node));
@@ -111,9 +121,18 @@ mod tests {
         assert!(matches(&sel(req("zone", Operator::NotIn, &["a"])), &node));
         assert!(matches(&sel(req("tier", Operator::Exists, &[])), &node));
         assert!(!matches(&sel(req("zone", Operator::Exists, &[])), &node));
-        assert!(matches(&sel(req("zone", Operator::DoesNotExist, &[])), &node));
-        assert!(!matches(&sel(req("tier", Operator::DoesNotExist, &[])), &node));
+        assert!(matches(
+            &sel(req("zone", Operator::DoesNotExist, &[])),
+            &node
+        ));
+        assert!(!matches(
+            &sel(req("tier", Operator::DoesNotExist, &[])),
+            &node
+        ));
         // hostfw matches kubernetes.io/* labels (a documented difference).
-        assert!(matches(&sel(req("kubernetes.io/os", Operator::In, &["linux"])), &node));
+        assert!(matches(
+            &sel(req("kubernetes.io/os", Operator::In, &["linux"])),
+            &node
+        ));
     }
 }

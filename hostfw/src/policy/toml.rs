@@ -82,10 +82,11 @@ mod tests {
         )
         .expect("valid TOML");
         let Some(Entry {
-            value: Node {
-                value: Value::Seq(policies),
-                ..
-            },
+            value:
+                Node {
+                    value: Value::Seq(policies),
+                    ..
+                },
             ..
         }) = node.get("policy")
         else {

@@ -61,6 +61,7 @@ impl Node {
     }
 
     /// The string value of the entry `key` of a map node, if it is one.
+    #[cfg(test)]
     pub(crate) fn get_str(&self, key: &str) -> Option<&str> {
         match self.get(key).map(|e| &e.value.value) {
             Some(Value::Str(s)) => Some(s),
