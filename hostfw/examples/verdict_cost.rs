@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         sizes: MapSizes::default(),
     })?;
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let member = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32 | 7 * 5));
+    let member = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32 | (7 * 5)));
     let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
     let cases = [
         ("denied (no rule)", Frame::tcp(stranger, node, 40000, 443)),
