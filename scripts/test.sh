@@ -14,4 +14,8 @@ cargo fmt --all -- --check
 # aya-build relays the eBPF sub-build's progress as cargo warnings: hide them.
 quiet() { grep -v '^warning: hostfw@' || true; }
 cargo clippy -q --all-targets -- -D warnings 2>&1 | quiet
-cargo test --all-targets -- --test-threads=2 2>&1 | quiet
+log=$(mktemp)
+cargo test --all-targets -- --test-threads=2 2>&1 | quiet | tee "$log"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
