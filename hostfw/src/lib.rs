@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod logging;
 pub mod mapstate;
+pub mod policy;
 pub mod refeval;
 pub mod ruleset;
 pub mod source;

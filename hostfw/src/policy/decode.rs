@@ -156,7 +156,7 @@ pub(crate) fn spec(
     })
 }
 
-/// Decodes a label selector (shared with the envelope for tests).
+/// Walks one spec, recording errors and warnings.
 struct Decoder<'a, 'b> {
     errs: &'a mut Errors<'b>,
     warnings: Vec<String>,
@@ -285,6 +285,7 @@ impl Decoder<'_, '_> {
 
     fn spec(&mut self, node: &Node, prefix: &str, extra: &[&str]) -> Option<Spec> {
         let here = if prefix.is_empty() { "spec" } else { prefix };
+        let before = self.errs.count();
         let entries = self.map(node, here, "a policy spec (a map)")?;
         let allowed: Vec<&str> = SPEC_FIELDS.iter().chain(extra).copied().collect();
         self.fields(entries, prefix, &allowed, &[]);
@@ -375,8 +376,12 @@ impl Decoder<'_, '_> {
                 field(entries, k)
                     .is_none_or(|e| matches!(&e.value.value, Value::Seq(s) if s.is_empty()))
             });
-        if no_rules {
+        // A typo like `ingres` already said why there is no rule.
+        if no_rules && self.errs.count() == before {
             self.err(node.pos, here, ErrorKind::NoRules);
+            return None;
+        }
+        if no_rules {
             return None;
         }
         Some(spec)
@@ -623,7 +628,7 @@ impl Decoder<'_, '_> {
                 );
                 return None;
             }
-            (Some(p), None) => self.to_ports(&p.value, &child(path, "toPorts"))?,
+            (Some(p), None) => self.port_rules(&p.value, &child(path, "toPorts"))?,
             (None, Some(i)) => self.icmps(&i.value, &child(path, "icmps"))?,
             (None, None) => L4Match::Unspecified,
         };
@@ -770,7 +775,7 @@ impl Decoder<'_, '_> {
         Some(Peer::Cidrs(out))
     }
 
-    fn to_ports(&mut self, node: &Node, path: &str) -> Option<L4Match> {
+    fn port_rules(&mut self, node: &Node, path: &str) -> Option<L4Match> {
         let items = self.seq(node, path, "a list of port rules")?;
         if items.is_empty() {
             // As in Cilium: no port rule, no port restriction.

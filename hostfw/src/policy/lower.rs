@@ -714,3 +714,180 @@ fn cidr_warning(
     }
     warnings.push(msg);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::policy::{Format, parse_str};
+
+    fn policies(body: &str) -> Vec<Policy> {
+        let text = format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {{name: t}}\n\
+             spec:\n  nodeSelector: {{}}\n{body}"
+        );
+        parse_str(&text, Path::new("t.yaml"), Format::Yaml).expect("valid policy")
+    }
+
+    #[test]
+    fn context_from_config_merges_addresses_and_failsafe() {
+        let cfg = Config::parse(
+            "mode = \"enforce\"\n[node]\nlabels = { a = \"b\" }\naddresses = [\"10.0.0.1\"]\n\
+             [cluster]\nnodes = [\"10.0.0.1\", \"10.0.0.2\"]\n[policy]\ncidr_match_nodes = true\n\
+             [failsafe]\ninbound = [{ protocol = \"tcp\", port = 22, cidr = \"10.50.0.9/24\" }]\n\
+             outbound = []\n",
+            Path::new("h.toml"),
+        )
+        .expect("config");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let ctx =
+            LowerContext::from_config(&cfg, &[ip("192.168.1.5"), ip("10.0.0.1")]).expect("context");
+        assert_eq!(ctx.mode, Mode::Enforce);
+        assert_eq!(ctx.host_addresses, vec![ip("10.0.0.1"), ip("192.168.1.5")]);
+        assert!(ctx.cidr_match_nodes);
+        assert_eq!(ctx.failsafe.len(), 1);
+        assert_eq!(
+            ctx.failsafe[0].label(),
+            "failsafe inbound TCP/22 from 10.50.0.0/24"
+        );
+
+        let bad = Config::parse(
+            "[failsafe]\noutbound = [{ protocol = \"ICMP\", port = 0 }]\n",
+            Path::new("h.toml"),
+        )
+        .expect("config");
+        let err = LowerContext::from_config(&bad, &[]).expect_err("ICMP failsafe");
+        assert_eq!(
+            err.to_string(),
+            "[failsafe] outbound[0]: invalid protocol \"ICMP\": expected TCP, UDP or SCTP"
+        );
+    }
+
+    #[test]
+    fn failsafe_rules_come_first() {
+        let cfg = Config::default();
+        let ctx = LowerContext::from_config(&cfg, &[]).expect("default failsafe");
+        let l = lower(&policies("  ingress:\n  - fromEntities: [world]\n"), &ctx);
+        let n = cfg.failsafe.inbound.len() + cfg.failsafe.outbound.len();
+        assert_eq!(l.rules.rules.len(), n + 1);
+        for (i, r) in l.rules.rules.iter().enumerate() {
+            assert_eq!(r.id as usize, i + 1);
+            assert_eq!(r.action == Action::Failsafe, i < n);
+        }
+        assert_eq!(
+            l.report.origin(1).map(|o| o.rule.as_str()),
+            Some("failsafe inbound TCP/22")
+        );
+        assert_eq!(
+            l.report.origin(3).map(|o| o.rule.as_str()),
+            Some("failsafe outbound UDP/53")
+        );
+        assert_eq!(l.report.origin(1).and_then(|o| o.policy.clone()), None);
+    }
+
+    #[test]
+    fn lowering_shapes() {
+        let ctx = LowerContext {
+            host_addresses: vec!["10.0.0.1".parse().expect("ip")],
+            pod_cidrs: vec!["10.244.0.0/16".parse().expect("cidr")],
+            ..LowerContext::default()
+        };
+        let l = lower(
+            &policies(
+                "  ingress:\n  - {}\n  - toPorts: [{ports: [{port: \"53\"}, {port: \"53\", protocol: UDP}]}]\n  \
+                 - fromCIDR: [10.0.0.0/8]\n  - fromEntities: [world, all]\n  \
+                 - icmps: [{fields: [{type: 0}, {type: 135, family: IPv6}, {type: 137, family: IPv6}]}]\n",
+            ),
+            &ctx,
+        );
+        let r = &l.rules.rules;
+        assert_eq!(r.len(), 4, "the empty rule gives none: {r:#?}");
+        assert_eq!(r[0].peers, Peers::Any);
+        assert_eq!(
+            r[0].l4,
+            vec![
+                L4::Ports {
+                    proto: proto::TCP,
+                    first: 53,
+                    last: 53
+                },
+                L4::Ports {
+                    proto: proto::UDP,
+                    first: 53,
+                    last: 53
+                },
+                L4::Ports {
+                    proto: proto::SCTP,
+                    first: 53,
+                    last: 53
+                },
+            ]
+        );
+        assert_eq!(
+            r[1].peers,
+            Peers::Cidrs(vec![Cidr {
+                net: "10.0.0.0/8".parse().expect("cidr"),
+                except: vec![
+                    "10.0.0.1/32".parse().expect("cidr"),
+                    "10.244.0.0/16".parse().expect("cidr")
+                ],
+            }])
+        );
+        assert_eq!(r[1].l4, vec![L4::Any]);
+        assert_eq!(r[2].peers, Peers::Any, "all absorbs world");
+        assert_eq!(
+            r[3].l4,
+            vec![
+                L4::Icmp {
+                    proto: proto::ICMP,
+                    icmp_type: 0
+                },
+                L4::Icmp {
+                    proto: proto::ICMPV6,
+                    icmp_type: 135
+                },
+                L4::Icmp {
+                    proto: proto::ICMPV6,
+                    icmp_type: 137
+                },
+            ]
+        );
+        let w = l.report.policies[0].warnings.join("\n");
+        assert!(
+            w.contains("ingress[4]: ICMPv6 type 135 always passes"),
+            "{w}"
+        );
+        assert!(
+            w.contains("ingress[4]: ICMPv6 type 137 is always dropped"),
+            "{w}"
+        );
+        assert!(
+            w.contains("ingress[2]: 10.0.0.0/8 overlaps cluster addresses"),
+            "{w}"
+        );
+        assert!(l.rules.default_deny_ingress && !l.rules.default_deny_egress);
+    }
+
+    #[test]
+    fn empty_address_sets_are_warned_about() {
+        let l = lower(
+            &policies("  egress:\n  - toEntities: [remote-node, kube-apiserver, host, none]\n"),
+            &LowerContext::default(),
+        );
+        assert_eq!(l.rules.rules[0].peers, Peers::Cidrs(vec![]));
+        let w = l.report.policies[0].warnings.join("\n");
+        assert!(
+            w.contains(
+                "entity remote-node is no address here: [cluster] nodes lists no other node"
+            ),
+            "{w}"
+        );
+        assert!(
+            w.contains("entity kube-apiserver is no address here"),
+            "{w}"
+        );
+        assert!(w.contains("entity host is no address here"), "{w}");
+        assert!(!w.contains("entity none"), "{w}");
+    }
+}

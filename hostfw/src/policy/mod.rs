@@ -39,3 +39,6 @@ pub use model::{
     CidrPeer, DefaultDeny, Format, IcmpFamily, IcmpMatch, L4Match, Operator, Peer, PeerRule,
     Policy, PortMatch, Protocol, Requirement, Selector, Spec, Subject,
 };
+
+#[cfg(test)]
+mod tests;
