@@ -19,7 +19,7 @@ use hostfw::{
         writer::Switch,
     },
     mapstate,
-    ruleset::{Action, Cidr, Direction, L4, Mode, Peers, Rule, RuleSet},
+    ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
 use hostfw_common::proto;
 
@@ -33,25 +33,15 @@ fn rules(n: u32) -> RuleSet {
         default_deny_ingress: true,
         default_deny_egress: false,
         rules: (0..n)
-            .map(|i| Rule {
-                id: i + 1,
-                direction: Direction::Ingress,
-                action: Action::Allow,
-                peers: Peers::Cidrs(vec![Cidr {
-                    net: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i * 7))).into(),
-                    except: Vec::new(),
-                }]),
-                l4: vec![
-                    L4::Ports {
-                        proto: proto::TCP,
-                        first: 443,
-                        last: 443,
-                    },
-                    L4::Icmp {
-                        proto: proto::ICMP,
-                        icmp_type: 13,
-                    },
-                ],
+            .map(|i| {
+                let peer = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i * 7)));
+                Rule::new(
+                    i + 1,
+                    Direction::Ingress,
+                    Action::Allow,
+                    Peers::nets([peer.into()]),
+                    vec![L4::port(proto::TCP, 443), L4::icmp(proto::ICMP, 13)],
+                )
             })
             .collect(),
     }

@@ -234,13 +234,7 @@ mod tests {
     }
 
     fn rule(id: u32, action: Action, peers: Peers, l4: Vec<L4>) -> Rule {
-        Rule {
-            id,
-            direction: Direction::Ingress,
-            action,
-            peers,
-            l4,
-        }
+        Rule::new(id, Direction::Ingress, action, peers, l4)
     }
 
     fn cidr(n: &str, except: &[&str]) -> Peers {

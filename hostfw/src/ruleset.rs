@@ -131,3 +131,66 @@ pub struct RuleSet {
     /// The rules, in any order.
     pub rules: Vec<Rule>,
 }
+
+impl Rule {
+    /// A rule from its parts.
+    #[must_use]
+    pub const fn new(
+        id: u32,
+        direction: Direction,
+        action: Action,
+        peers: Peers,
+        l4: Vec<L4>,
+    ) -> Self {
+        Self {
+            id,
+            direction,
+            action,
+            peers,
+            l4,
+        }
+    }
+}
+
+impl Peers {
+    /// Peers in these prefixes, without exceptions.
+    #[must_use]
+    pub fn nets(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        Self::Cidrs(
+            nets.into_iter()
+                .map(|net| Cidr {
+                    net,
+                    except: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl L4 {
+    /// One port of `proto`.
+    #[must_use]
+    pub const fn port(proto: u8, port: u16) -> Self {
+        Self::Ports {
+            proto,
+            first: port,
+            last: port,
+        }
+    }
+
+    /// Every port of `proto`.
+    #[must_use]
+    pub const fn all_ports(proto: u8) -> Self {
+        Self::Ports {
+            proto,
+            first: 0,
+            last: u16::MAX,
+        }
+    }
+
+    /// One ICMP (`proto` 1) or ICMPv6 (`proto` 58) type.
+    #[must_use]
+    pub const fn icmp(proto: u8, icmp_type: u8) -> Self {
+        Self::Icmp { proto, icmp_type }
+    }
+}

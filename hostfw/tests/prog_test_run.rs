@@ -12,7 +12,7 @@ use hostfw::{
     datapath::testrun::{Prog, passes},
     datapath::writer::{SlotState, Switch},
     mapstate,
-    ruleset::{Action, Cidr, Direction, L4, Mode, Peers, Rule, RuleSet},
+    ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
 use hostfw_common::{proto, stats::Stat};
 
@@ -21,38 +21,17 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn cidrs(list: &[&str]) -> Peers {
-    Peers::Cidrs(
+    Peers::nets(
         list.iter()
-            .map(|c| Cidr {
-                net: c.parse().unwrap_or_else(|e| panic!("{c}: {e}")),
-                except: Vec::new(),
-            })
-            .collect(),
+            .map(|c| c.parse().unwrap_or_else(|e| panic!("{c}: {e}"))),
     )
-}
-
-fn rule(id: u32, direction: Direction, action: Action, peers: Peers, l4: Vec<L4>) -> Rule {
-    Rule {
-        id,
-        direction,
-        action,
-        peers,
-        l4,
-    }
-}
-
-fn tcp(port: u16) -> L4 {
-    L4::Ports {
-        proto: proto::TCP,
-        first: port,
-        last: port,
-    }
 }
 
 /// The policy of these tests; both directions default-deny.
 fn policy(mode: Mode) -> RuleSet {
     use Action::*;
     use Direction::*;
+    let rule = Rule::new;
     RuleSet {
         mode,
         default_deny_ingress: true,
@@ -63,7 +42,7 @@ fn policy(mode: Mode) -> RuleSet {
                 Ingress,
                 Allow,
                 cidrs(&["10.1.0.0/16", "fd00:1::/32"]),
-                vec![tcp(22)],
+                vec![L4::port(proto::TCP, 22)],
             ),
             rule(2, Ingress, Deny, cidrs(&["10.1.2.0/24"]), vec![L4::Any]),
             rule(
@@ -83,32 +62,28 @@ fn policy(mode: Mode) -> RuleSet {
                 Ingress,
                 Allow,
                 cidrs(&["fd00:1::/32"]),
-                vec![L4::Icmp {
-                    proto: proto::ICMPV6,
-                    icmp_type: 128,
-                }],
+                vec![L4::icmp(proto::ICMPV6, 128)],
             ),
             rule(
                 6,
                 Ingress,
                 Allow,
                 cidrs(&["10.1.0.0/16"]),
-                vec![L4::Icmp {
-                    proto: proto::ICMP,
-                    icmp_type: 8,
-                }],
+                vec![L4::icmp(proto::ICMP, 8)],
             ),
-            rule(7, Egress, Allow, Peers::Any, vec![tcp(443)]),
+            rule(
+                7,
+                Egress,
+                Allow,
+                Peers::Any,
+                vec![L4::port(proto::TCP, 443)],
+            ),
             rule(
                 8,
                 Ingress,
                 Allow,
                 cidrs(&["10.7.0.0/16"]),
-                vec![L4::Ports {
-                    proto: proto::UDP,
-                    first: 0,
-                    last: 65535,
-                }],
+                vec![L4::all_ports(proto::UDP)],
             ),
         ],
     }
@@ -554,15 +529,12 @@ fn replies_and_related_icmp_errors_of_allowed_flows_pass() {
     let n6 = ip(NODE6);
     let r6 = ip("2001:db8:7::7");
     let mut egress_policy = policy(Mode::Enforce);
-    egress_policy.rules.push(rule(
+    egress_policy.rules.push(Rule::new(
         9,
         Direction::Egress,
         Action::Allow,
         Peers::Any,
-        vec![L4::Icmp {
-            proto: proto::ICMPV6,
-            icmp_type: 128,
-        }],
+        vec![L4::icmp(proto::ICMPV6, 128)],
     ));
     let mut t2 = TestDatapath::load();
     apply(&mut t2, &egress_policy, Switch::Confirmed);

@@ -24,31 +24,18 @@ use hostfw_common::{proto, stats::Stat};
 const SWAPS: usize = 120;
 
 fn udp(port: u16) -> L4 {
-    L4::Ports {
-        proto: proto::UDP,
-        first: port,
-        last: port,
-    }
+    L4::port(proto::UDP, port)
 }
 
 /// Two different policies that both allow UDP 6000 from the peer and both
 /// deny UDP 6001 (default deny).
 fn policies(pair: &Pair) -> [RuleSet; 2] {
-    let peer = Peers::Cidrs(vec![Cidr {
-        net: pair.peer_v4.into(),
-        except: Vec::new(),
-    }]);
+    let peer = Peers::nets([pair.peer_v4.into()]);
     let wide = Peers::Cidrs(vec![Cidr {
         net: "10.0.0.0/8".parse().expect("literal"),
         except: vec!["10.255.0.0/16".parse().expect("literal")],
     }]);
-    let rule = |id, peers: Peers, l4| Rule {
-        id,
-        direction: Direction::Ingress,
-        action: Action::Allow,
-        peers,
-        l4,
-    };
+    let rule = |id, peers, l4| Rule::new(id, Direction::Ingress, Action::Allow, peers, l4);
     let a = RuleSet {
         mode: Mode::Enforce,
         default_deny_ingress: true,

@@ -9,7 +9,7 @@ use common::{Pair, TestDatapath, traffic};
 use hostfw::{
     datapath::{events::VerdictEvent, writer::Switch},
     mapstate,
-    ruleset::{Action, Cidr, Direction, L4, Mode, Peers, Rule, RuleSet},
+    ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
 use hostfw_common::{names::MAP_EVENTS, proto, stats::Stat};
 
@@ -17,29 +17,8 @@ const SHORT: Duration = Duration::from_millis(700);
 const LONG: Duration = Duration::from_secs(3);
 
 fn peer_rule(id: u32, dir: Direction, peers: Vec<std::net::IpAddr>, l4: Vec<L4>) -> Rule {
-    Rule {
-        id,
-        direction: dir,
-        action: Action::Allow,
-        peers: Peers::Cidrs(
-            peers
-                .into_iter()
-                .map(|a| Cidr {
-                    net: a.into(),
-                    except: Vec::new(),
-                })
-                .collect(),
-        ),
-        l4,
-    }
-}
-
-fn ports(p: u8, port: u16) -> L4 {
-    L4::Ports {
-        proto: p,
-        first: port,
-        last: port,
-    }
+    let peers = Peers::nets(peers.into_iter().map(Into::into));
+    Rule::new(id, dir, Action::Allow, peers, l4)
 }
 
 /// Ingress default-deny: the peer may reach TCP 8080, UDP 5353 and ping;
@@ -55,28 +34,19 @@ fn node_policy(pair: &Pair, mode: Mode) -> RuleSet {
                 1,
                 Direction::Ingress,
                 peers.clone(),
-                vec![ports(proto::TCP, 8080)],
+                vec![L4::port(proto::TCP, 8080)],
             ),
             peer_rule(
                 2,
                 Direction::Ingress,
                 peers.clone(),
-                vec![ports(proto::UDP, 5353)],
+                vec![L4::port(proto::UDP, 5353)],
             ),
             peer_rule(
                 3,
                 Direction::Ingress,
                 peers,
-                vec![
-                    L4::Icmp {
-                        proto: proto::ICMP,
-                        icmp_type: 8,
-                    },
-                    L4::Icmp {
-                        proto: proto::ICMPV6,
-                        icmp_type: 128,
-                    },
-                ],
+                vec![L4::icmp(proto::ICMP, 8), L4::icmp(proto::ICMPV6, 128)],
             ),
         ],
     }

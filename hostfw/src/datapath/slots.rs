@@ -2,22 +2,25 @@
 
 use std::collections::BTreeMap;
 
-use aya::maps::{
-    Array, MapData,
-    lpm_trie::{Key, LpmTrie},
+use aya::{
+    Pod,
+    maps::{
+        Array, MapData,
+        lpm_trie::{Key, LpmTrie},
+    },
 };
 use hostfw_common::{
     config::{Config, GenMeta},
     names::{MAP_CONFIG, MAP_GEN_META, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY},
     policy::{
         IDENT_PREFIX_GEN, IdentKeyV4, IdentKeyV6, POLICY_PREFIX_PORT_ANY, POLICY_PREFIX_PROTO_ANY,
-        PolicyKey, PolicyValue,
+        PolicyKey,
     },
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{Datapath, DatapathError};
-use crate::mapstate::{MapDiff, MapState, PolicyEntry};
+use crate::mapstate::{MapChanges, MapDiff, MapState, PolicyEntry, ident_key_v4, ident_key_v6};
 
 fn map_mut<'a>(
     dp: &'a mut Datapath,
@@ -32,14 +35,6 @@ fn map<'a>(dp: &'a Datapath, name: &'static str) -> Result<&'a aya::maps::Map, D
     dp.ebpf()
         .map(name)
         .ok_or(DatapathError::Missing { kind: "map", name })
-}
-
-/// Entries of one generation as stored in the maps.
-#[derive(Default)]
-pub struct Stored {
-    pub ident_v4: BTreeMap<Ipv4Net, u32>,
-    pub ident_v6: BTreeMap<Ipv6Net, u32>,
-    pub policy: BTreeMap<PolicyEntry, PolicyValue>,
 }
 
 impl Datapath {
@@ -78,46 +73,26 @@ impl Datapath {
             .map_err(|e| DatapathError::map(MAP_GEN_META, "write", e))
     }
 
-    /// Reads every entry of `generation` back from the maps.
-    pub fn read_generation(&self, generation: u32) -> Result<Stored, DatapathError> {
-        let mut out = Stored::default();
-        let v4: LpmTrie<&MapData, IdentKeyV4, u32> = LpmTrie::try_from(map(self, MAP_IDENT_V4)?)
-            .map_err(|e| DatapathError::map(MAP_IDENT_V4, "open", e))?;
-        for item in v4.iter() {
-            let (k, v) = item.map_err(|e| DatapathError::map(MAP_IDENT_V4, "iterate", e))?;
-            let data = k.data();
-            if data.generation == generation {
-                let plen = k.prefix_len().saturating_sub(IDENT_PREFIX_GEN);
-                if let Ok(net) = Ipv4Net::new(data.addr.into(), plen as u8) {
-                    out.ident_v4.insert(net, v);
-                }
-            }
-        }
-        let v6: LpmTrie<&MapData, IdentKeyV6, u32> = LpmTrie::try_from(map(self, MAP_IDENT_V6)?)
-            .map_err(|e| DatapathError::map(MAP_IDENT_V6, "open", e))?;
-        for item in v6.iter() {
-            let (k, v) = item.map_err(|e| DatapathError::map(MAP_IDENT_V6, "iterate", e))?;
-            let data = k.data();
-            if data.generation == generation {
-                let plen = k.prefix_len().saturating_sub(IDENT_PREFIX_GEN);
-                if let Ok(net) = Ipv6Net::new(data.addr.into(), plen as u8) {
-                    out.ident_v6.insert(net, v);
-                }
-            }
-        }
-        let pol: LpmTrie<&MapData, PolicyKey, PolicyValue> =
-            LpmTrie::try_from(map(self, MAP_POLICY)?)
-                .map_err(|e| DatapathError::map(MAP_POLICY, "open", e))?;
-        for item in pol.iter() {
-            let (k, v) = item.map_err(|e| DatapathError::map(MAP_POLICY, "iterate", e))?;
-            let data = k.data();
-            if data.generation == generation
-                && let Some(entry) = entry_of(k.prefix_len(), &data)
-            {
-                out.policy.insert(entry, v);
-            }
-        }
-        Ok(out)
+    /// Reads every entry of `generation` back from the maps (meta left
+    /// default), to diff against.
+    pub fn read_generation(&self, generation: u32) -> Result<MapState, DatapathError> {
+        let mut state = MapState::default();
+        state.ident_v4 = read_trie(self, MAP_IDENT_V4, |plen, k: &IdentKeyV4| {
+            (k.generation == generation)
+                .then(|| Ipv4Net::new(k.addr.into(), ident_bits(plen)?).ok())
+                .flatten()
+        })?;
+        state.ident_v6 = read_trie(self, MAP_IDENT_V6, |plen, k: &IdentKeyV6| {
+            (k.generation == generation)
+                .then(|| Ipv6Net::new(k.addr.into(), ident_bits(plen)?).ok())
+                .flatten()
+        })?;
+        state.policy = read_trie(self, MAP_POLICY, |plen, k: &PolicyKey| {
+            (k.generation == generation)
+                .then(|| entry_of(plen, k))
+                .flatten()
+        })?;
+        Ok(state)
     }
 
     /// Writes a diff into `generation`'s entries (removals first).
@@ -126,85 +101,69 @@ impl Datapath {
         generation: u32,
         diff: &MapDiff,
     ) -> Result<(), DatapathError> {
-        {
-            let mut t: LpmTrie<&mut MapData, IdentKeyV4, u32> =
-                LpmTrie::try_from(map_mut(self, MAP_IDENT_V4)?)
-                    .map_err(|e| DatapathError::map(MAP_IDENT_V4, "open", e))?;
-            let key = |n: &Ipv4Net| {
-                Key::new(
-                    IDENT_PREFIX_GEN + u32::from(n.prefix_len()),
-                    IdentKeyV4 {
-                        generation,
-                        addr: n.network().octets(),
-                    },
-                )
-            };
-            for n in &diff.ident_v4.removals {
-                ignore_missing(t.remove(&key(n)), MAP_IDENT_V4)?;
-            }
-            for (n, id) in &diff.ident_v4.upserts {
-                t.insert(&key(n), id, 0)
-                    .map_err(|e| DatapathError::map(MAP_IDENT_V4, "insert", e))?;
-            }
-        }
-        {
-            let mut t: LpmTrie<&mut MapData, IdentKeyV6, u32> =
-                LpmTrie::try_from(map_mut(self, MAP_IDENT_V6)?)
-                    .map_err(|e| DatapathError::map(MAP_IDENT_V6, "open", e))?;
-            let key = |n: &Ipv6Net| {
-                Key::new(
-                    IDENT_PREFIX_GEN + u32::from(n.prefix_len()),
-                    IdentKeyV6 {
-                        generation,
-                        addr: n.network().octets(),
-                    },
-                )
-            };
-            for n in &diff.ident_v6.removals {
-                ignore_missing(t.remove(&key(n)), MAP_IDENT_V6)?;
-            }
-            for (n, id) in &diff.ident_v6.upserts {
-                t.insert(&key(n), id, 0)
-                    .map_err(|e| DatapathError::map(MAP_IDENT_V6, "insert", e))?;
-            }
-        }
-        let mut t: LpmTrie<&mut MapData, PolicyKey, PolicyValue> =
-            LpmTrie::try_from(map_mut(self, MAP_POLICY)?)
-                .map_err(|e| DatapathError::map(MAP_POLICY, "open", e))?;
-        for e in &diff.policy.removals {
-            ignore_missing(
-                t.remove(&Key::new(e.prefix_len(), e.key(generation))),
-                MAP_POLICY,
-            )?;
-        }
-        for (e, v) in &diff.policy.upserts {
-            t.insert(&Key::new(e.prefix_len(), e.key(generation)), v, 0)
-                .map_err(|e| DatapathError::map(MAP_POLICY, "insert", e))?;
-        }
-        Ok(())
+        write_trie(self, MAP_IDENT_V4, &diff.ident_v4, |n| {
+            let (plen, k) = ident_key_v4(generation, n);
+            Key::new(plen, k)
+        })?;
+        write_trie(self, MAP_IDENT_V6, &diff.ident_v6, |n| {
+            let (plen, k) = ident_key_v6(generation, n);
+            Key::new(plen, k)
+        })?;
+        write_trie(self, MAP_POLICY, &diff.policy, |e| {
+            Key::new(e.prefix_len(), e.key(generation))
+        })
     }
 
     /// Removes every entry of `generation` and marks it unwritten.
     pub(crate) fn clear_generation(&mut self, generation: u32) -> Result<(), DatapathError> {
-        let stored = self.read_generation(generation)?;
-        let empty = MapState::default();
-        let current = stored.into_state();
-        let diff = crate::mapstate::diff(&current, &empty);
+        let current = self.read_generation(generation)?;
+        let diff = crate::mapstate::diff(&current, &MapState::default());
         self.write_diff(generation, &diff)?;
         self.set_gen_meta(generation, GenMeta::default())
     }
 }
 
-impl Stored {
-    /// As a `MapState` (meta left default), to diff against.
-    #[must_use]
-    pub fn into_state(self) -> MapState {
-        let mut state = MapState::default();
-        state.ident_v4 = self.ident_v4;
-        state.ident_v6 = self.ident_v6;
-        state.policy = self.policy;
-        state
+/// The entries of one LPM trie that `entry` accepts (it returns `None` for
+/// keys of other generations).
+fn read_trie<K: Pod, V: Pod, E: Ord>(
+    dp: &Datapath,
+    name: &'static str,
+    entry: impl Fn(u32, &K) -> Option<E>,
+) -> Result<BTreeMap<E, V>, DatapathError> {
+    let trie: LpmTrie<&MapData, K, V> =
+        LpmTrie::try_from(map(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    let mut out = BTreeMap::new();
+    for item in trie.iter() {
+        let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
+        if let Some(e) = entry(k.prefix_len(), &k.data()) {
+            out.insert(e, v);
+        }
     }
+    Ok(out)
+}
+
+/// Applies one trie's changes, removals first.
+fn write_trie<K: Pod, V: Pod, E>(
+    dp: &mut Datapath,
+    name: &'static str,
+    changes: &MapChanges<E, V>,
+    key: impl Fn(&E) -> Key<K>,
+) -> Result<(), DatapathError> {
+    let mut trie: LpmTrie<&mut MapData, K, V> =
+        LpmTrie::try_from(map_mut(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    for e in &changes.removals {
+        ignore_missing(trie.remove(&key(e)), name)?;
+    }
+    for (e, v) in &changes.upserts {
+        trie.insert(&key(e), v, 0)
+            .map_err(|err| DatapathError::map(name, "insert", err))?;
+    }
+    Ok(())
+}
+
+/// The address prefix length of an identity key's prefix length.
+fn ident_bits(prefix_len: u32) -> Option<u8> {
+    u8::try_from(prefix_len.checked_sub(IDENT_PREFIX_GEN)?).ok()
 }
 
 fn ignore_missing(

@@ -119,9 +119,9 @@ impl Datapath {
             }
         };
         let target = confirmed.map_or(0, |c| 1 - c);
-        let current = self.read_generation(target)?.into_state();
+        let current = self.read_generation(target)?;
         let kept = match confirmed {
-            Some(c) => self.read_generation(c)?.into_state(),
+            Some(c) => self.read_generation(c)?,
             None => MapState::default(),
         };
         state.check_fits(&kept.counts(), &self.capacity())?;

@@ -304,13 +304,7 @@ mod tests {
     }
 
     fn rule(id: u32, action: Action, peers: Peers, l4: Vec<L4>) -> Rule {
-        Rule {
-            id,
-            direction: Direction::Ingress,
-            action,
-            peers,
-            l4,
-        }
+        Rule::new(id, Direction::Ingress, action, peers, l4)
     }
 
     fn tcp(first: u16, last: u16) -> L4 {

@@ -133,27 +133,15 @@ impl Pair {
             (&node, &node_if, node_v4, node_v6),
             (&peer, &peer_if, peer_v4, peer_v6),
         ] {
-            sh(&[
-                "ip",
-                "-n",
-                &ns.name,
-                "addr",
-                "add",
-                &format!("{v4}/24"),
-                "dev",
-                ifname,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns.name,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                ifname,
-                "nodad",
-            ]);
+            // nodad: the IPv6 address is usable at once, without DAD.
+            for (addr, extra) in [
+                (format!("{v4}/24"), None),
+                (format!("{v6}/64"), Some("nodad")),
+            ] {
+                let mut cmd = vec!["ip", "-n", &ns.name, "addr", "add", &addr, "dev", ifname];
+                cmd.extend(extra);
+                sh(&cmd);
+            }
             sh(&["ip", "-n", &ns.name, "link", "set", ifname, "up"]);
         }
         Self {
