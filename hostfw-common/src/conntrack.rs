@@ -88,16 +88,19 @@ pub struct FragKey {
     pub reserved: [u8; 2],
 }
 
-/// The ports of a fragmented datagram's first fragment.
+/// What later fragments need of their datagram's first fragment.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FragValue {
-    /// Source port, network order.
+    /// Source port (ICMP echo: identifier), network order.
     pub sport_be: u16,
-    /// Destination port, network order.
+    /// Destination port (ICMP echo: identifier), network order.
     pub dport_be: u16,
+    /// The port (or ICMP `type << 8 | code`) the policy is asked about,
+    /// host order.
+    pub policy_port: u16,
     /// Reserved, zero.
-    pub reserved: u32,
+    pub reserved: u16,
 }
 
 const _: () = assert!(core::mem::size_of::<CtKey>() == 40);

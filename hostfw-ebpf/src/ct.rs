@@ -121,6 +121,7 @@ pub fn remember_fragment(flow: &Flow, id: u32) {
     let value = FragValue {
         sport_be: flow.sport_be,
         dport_be: flow.dport_be,
+        policy_port: flow.policy_port,
         reserved: 0,
     };
     let _ = FRAGS.insert(&frag_key(flow, id), &value, 0);
@@ -134,8 +135,12 @@ pub fn recall_fragment(flow: &mut Flow, id: u32) -> bool {
         Some(v) => {
             flow.sport_be = v.sport_be;
             flow.dport_be = v.dport_be;
-            if flow.proto != proto::ICMP && flow.proto != proto::ICMPV6 {
-                flow.policy_port = u16::from_be(v.dport_be);
+            flow.policy_port = v.policy_port;
+            if flow.proto == proto::ICMP || flow.proto == proto::ICMPV6 {
+                // Later fragments are handled as their first fragment was.
+                let icmp_type = (v.policy_port >> 8) as u8;
+                flow.icmp_type = icmp_type;
+                flow.kind = crate::parse::icmp_kind(flow.proto, icmp_type);
             }
             true
         }

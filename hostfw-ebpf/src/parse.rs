@@ -269,6 +269,21 @@ fn icmp6_kind(t: u8) -> L4Kind {
     }
 }
 
+/// How an ICMP (`proto` 1) or ICMPv6 (58) message of `icmp_type` is
+/// handled.
+#[inline(always)]
+pub fn icmp_kind(proto_nr: u8, icmp_type: u8) -> L4Kind {
+    if proto_nr == proto::ICMPV6 {
+        icmp6_kind(icmp_type)
+    } else if icmp_type == 0 || icmp_type == 8 {
+        L4Kind::Tracked
+    } else if icmp4_is_error(icmp_type) {
+        L4Kind::Error
+    } else {
+        L4Kind::Untracked
+    }
+}
+
 /// Parses the L4 header at `off`. `None` = truncated or invalid.
 #[inline(always)]
 fn parse_l4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<()> {
@@ -299,16 +314,7 @@ fn parse_l4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<()> {
             flow.icmp_type = h[0];
             flow.icmp_code = h[1];
             flow.policy_port = (u16::from(h[0]) << 8) | u16::from(h[1]);
-            let v6 = flow.proto == proto::ICMPV6;
-            flow.kind = if v6 {
-                icmp6_kind(h[0])
-            } else if h[0] == 0 || h[0] == 8 {
-                L4Kind::Tracked
-            } else if icmp4_is_error(h[0]) {
-                L4Kind::Error
-            } else {
-                L4Kind::Untracked
-            };
+            flow.kind = icmp_kind(flow.proto, h[0]);
             match flow.kind {
                 L4Kind::Tracked => {
                     // Echo: both "ports" are the identifier, so a request and

@@ -637,3 +637,43 @@ fn dead_man_switch_reverts_in_the_kernel() {
         &Frame::tcp(ip("10.1.5.5"), n4, 47002, 22).build()
     ));
 }
+
+#[test]
+fn icmp_fragments_keep_the_type_of_their_first_fragment() {
+    // Only echo replies (type 0) are allowed in.
+    let mut t = TestDatapath::load();
+    let only_echo_reply = RuleSet {
+        mode: Mode::Enforce,
+        default_deny_ingress: true,
+        default_deny_egress: false,
+        rules: vec![Rule::new(
+            1,
+            Direction::Ingress,
+            Action::Allow,
+            Peers::Any,
+            vec![L4::icmp(proto::ICMP, 0)],
+        )],
+    };
+    apply(&mut t, &only_echo_reply, Switch::Confirmed);
+    let n4 = ip(NODE4);
+    for prog in [Prog::Xdp, Prog::TcIn] {
+        // A fragmented timestamp request (type 13): its first fragment is
+        // denied, and so is the later one, which must not pass as "type 0".
+        let mut first = Frame::icmp(ip("203.0.113.9"), n4, 13, 0, 77);
+        first.fragment = Some((0, true));
+        first.payload = 16;
+        assert!(
+            !passes(&t.dp, prog, &first.build()),
+            "first fragment {prog:?}"
+        );
+        let mut later = first.build();
+        later.truncate(14 + 20);
+        later[20..22].copy_from_slice(&(2u16 & 0x1fff).to_be_bytes());
+        later.extend_from_slice(&[0xcd; 16]);
+        later[16..18].copy_from_slice(&36u16.to_be_bytes());
+        assert!(
+            !passes(&t.dp, prog, &later),
+            "later fragment of type 13 {prog:?}"
+        );
+    }
+}
