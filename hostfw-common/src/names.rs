@@ -19,6 +19,15 @@ pub const MAP_GEN_META: &str = "HFW_GEN_META";
 pub const MAP_IDENT_V4: &str = "HFW_IDENT_V4";
 /// IPv6 identity LPM trie ([`crate::policy::IdentKeyV6`] -> identity).
 pub const MAP_IDENT_V6: &str = "HFW_IDENT_V6";
+/// IPv4 host identities (/32), hash ([`crate::policy::IdentKeyV4`] ->
+/// identity): looked up before the trie, which holds the shorter prefixes.
+pub const MAP_HOSTS_V4: &str = "HFW_HOSTS_V4";
+/// IPv6 host identities (/128), hash, as [`MAP_HOSTS_V4`].
+pub const MAP_HOSTS_V6: &str = "HFW_HOSTS_V6";
+/// Exact policy entries, hash ([`crate::policy::PolicyKey`] ->
+/// [`crate::policy::PolicyValue`]): the entries of
+/// [`crate::policy::exact_prefix_len`], looked up before the trie.
+pub const MAP_POLICY_EXACT: &str = "HFW_POLICY_EX";
 /// Policy LPM trie ([`crate::policy::PolicyKey`] -> [`crate::policy::PolicyValue`]).
 pub const MAP_POLICY: &str = "HFW_POLICY";
 /// Connection tracker, LRU hash ([`crate::conntrack::CtKey`] -> [`crate::conntrack::CtValue`]).
@@ -36,12 +45,15 @@ pub const MAP_EVENTS: &str = "HFW_EVENTS";
 pub const MAP_EVENT_BUDGET: &str = "HFW_EV_BUDGET";
 
 /// Every map, for checks and pinning.
-pub const MAPS: [&str; 11] = [
+pub const MAPS: [&str; 14] = [
     MAP_CONFIG,
     MAP_GEN_META,
     MAP_IDENT_V4,
     MAP_IDENT_V6,
     MAP_POLICY,
+    MAP_HOSTS_V4,
+    MAP_HOSTS_V6,
+    MAP_POLICY_EXACT,
     MAP_CONNTRACK,
     MAP_FRAGS,
     MAP_STATS,

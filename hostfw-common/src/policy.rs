@@ -27,6 +27,26 @@ pub const POLICY_PREFIX_PORT_ANY: u32 = POLICY_PREFIX_PROTO_ANY + 8;
 /// Bits of a full [`PolicyKey`].
 pub const POLICY_PREFIX_FULL: u32 = POLICY_PREFIX_PORT_ANY + 16;
 
+/// The port bits an exact policy entry of `proto` matches: all 16 for
+/// ports, the type byte for ICMP and ICMPv6 (rules name a type, any code).
+#[must_use]
+pub const fn exact_port_mask(proto: u8) -> u16 {
+    if proto == crate::proto::ICMP || proto == crate::proto::ICMPV6 {
+        0xff00
+    } else {
+        0xffff
+    }
+}
+
+/// The prefix length of the policy entries of `proto` that live in the
+/// exact-match hash instead of the trie. The longest entry that can match
+/// a packet is of this length, so a hit there is the longest match and the
+/// trie is consulted only on a miss.
+#[must_use]
+pub const fn exact_prefix_len(proto: u8) -> u32 {
+    POLICY_PREFIX_PORT_ANY + exact_port_mask(proto).count_ones()
+}
+
 /// Bits of the generation in identity keys.
 pub const IDENT_PREFIX_GEN: u32 = 32;
 

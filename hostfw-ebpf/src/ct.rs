@@ -1,4 +1,7 @@
 //! Connection tracking: lookups in both orientations, creation, refresh.
+//!
+//! The functions marked `#[inline(never)]` are calls so that their keys
+//! live in frames of their own: the programs must fit the 512-byte stack.
 
 use hostfw_common::{
     conntrack::{
@@ -18,8 +21,6 @@ pub struct Tracked {
     /// The entry, as stored (key in the originator's orientation).
     pub key: CtKey,
     pub value: *mut CtValue,
-    /// True when the packet travels in the originator's direction.
-    pub from_origin: bool,
 }
 
 /// The key of a packet, in the packet's own orientation.
@@ -48,12 +49,12 @@ fn timeout(proto_nr: u8) -> u64 {
 /// Finds the live entry of a packet's flow, in either orientation.
 #[inline(always)]
 pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
-    let (stored, value, from_origin) = if let Some(v) = CONNTRACK.get_ptr_mut(key) {
-        (*key, v, true)
+    let (stored, value) = if let Some(v) = CONNTRACK.get_ptr_mut(key) {
+        (*key, v)
     } else {
         let rev = key.reversed();
         let v = CONNTRACK.get_ptr_mut(&rev)?;
-        (rev, v, false)
+        (rev, v)
     };
     // SAFETY: pointer into the map's value, valid for this program run.
     let last = unsafe { (*value).last_seen_ns };
@@ -64,15 +65,11 @@ pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
         // SAFETY: as above.
         unsafe { (*value).last_seen_ns = now };
     }
-    Some(Tracked {
-        key: stored,
-        value,
-        from_origin,
-    })
+    Some(Tracked { key: stored, value })
 }
 
 /// Whether an ICMP error refers to a tracked flow.
-#[inline(always)]
+#[inline(never)]
 pub fn related(flow: &Flow, now: u64) -> bool {
     if flow.inner.proto == 0 {
         return false;
@@ -89,12 +86,13 @@ pub fn related(flow: &Flow, now: u64) -> bool {
     find(&key, now).is_some()
 }
 
-/// Records a new flow in the originator's orientation.
-#[inline(always)]
-pub fn create(key: &CtKey, value: &CtValue) {
+/// Records a new flow, in the orientation of this (its first) packet.
+#[inline(never)]
+pub fn create(flow: &Flow, value: &CtValue) {
+    let key = key_of(flow);
     // A full LRU map evicts its oldest entry; insertion fails only on
     // memory pressure, and then the flow is simply evaluated again.
-    let _ = CONNTRACK.insert(key, value, 0);
+    let _ = CONNTRACK.insert(&key, value, 0);
 }
 
 /// Removes a flow the policy no longer allows.
@@ -116,7 +114,7 @@ fn frag_key(flow: &Flow, id: u32) -> FragKey {
 }
 
 /// Remembers the ports of a first fragment.
-#[inline(always)]
+#[inline(never)]
 pub fn remember_fragment(flow: &Flow, id: u32) {
     let value = FragValue {
         sport_be: flow.sport_be,
@@ -128,7 +126,7 @@ pub fn remember_fragment(flow: &Flow, id: u32) {
 }
 
 /// Gives a later fragment the ports of its first fragment, if it was seen.
-#[inline(always)]
+#[inline(never)]
 pub fn recall_fragment(flow: &mut Flow, id: u32) -> bool {
     // SAFETY: map lookup; the value is copied out.
     match unsafe { FRAGS.get(&frag_key(flow, id)) } {

@@ -9,16 +9,19 @@ use hostfw_common::{
     policy::{
         ACTION_ALLOW, ACTION_DENY, ACTION_FAILSAFE, IDENT_PREFIX_GEN, IDENTITY_ANY, IDENTITY_NONE,
         IdentKeyV4, IdentKeyV6, POLICY_PREFIX_FULL, POLICY_PREFIX_PORT_ANY, PolicyKey, PolicyValue,
+        exact_port_mask,
     },
 };
 
-use crate::maps::{IDENT_V4, IDENT_V6, POLICY};
+use crate::maps::{HOSTS_V4, HOSTS_V6, IDENT_V4, IDENT_V6, POLICY, POLICY_EXACT};
 
-/// The outcome of asking the policy about a flow.
+/// The outcome of asking the policy about a flow. Eight bytes, so that it
+/// is returned in a register.
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Decision {
-    pub allowed: bool,
     pub rule_id: u32,
+    pub allowed: bool,
     pub reason: Reason,
 }
 
@@ -34,58 +37,82 @@ pub struct Query<'a> {
     pub port_known: bool,
 }
 
-#[inline(always)]
+// Not inlined: a call frame of its own keeps the programs within the
+// 512-byte BPF stack.
+#[inline(never)]
 fn identity(generation: u32, family: u8, remote: &[u8; 16]) -> u32 {
+    // Host addresses (/32, /128) are in a hash: a hit is the longest match.
     if family == FAMILY_V4 {
-        let key = Key::new(
-            IDENT_PREFIX_GEN + 32,
-            IdentKeyV4 {
-                generation,
-                addr: [remote[0], remote[1], remote[2], remote[3]],
-            },
-        );
-        IDENT_V4.get(&key).copied().unwrap_or(IDENTITY_NONE)
+        let k = IdentKeyV4 {
+            generation,
+            addr: [remote[0], remote[1], remote[2], remote[3]],
+        };
+        // SAFETY: the value is copied out at once.
+        if let Some(id) = unsafe { HOSTS_V4.get(&k) } {
+            return *id;
+        }
+        IDENT_V4
+            .get(&Key::new(IDENT_PREFIX_GEN + 32, k))
+            .copied()
+            .unwrap_or(IDENTITY_NONE)
     } else {
-        let key = Key::new(
-            IDENT_PREFIX_GEN + 128,
-            IdentKeyV6 {
-                generation,
-                addr: *remote,
-            },
-        );
-        IDENT_V6.get(&key).copied().unwrap_or(IDENTITY_NONE)
+        let k = IdentKeyV6 {
+            generation,
+            addr: *remote,
+        };
+        // SAFETY: as above.
+        if let Some(id) = unsafe { HOSTS_V6.get(&k) } {
+            return *id;
+        }
+        IDENT_V6
+            .get(&Key::new(IDENT_PREFIX_GEN + 128, k))
+            .copied()
+            .unwrap_or(IDENTITY_NONE)
     }
 }
 
+/// The longest entry matching the query for `identity`; `action == 0`
+/// when none matches. Not inlined, for the stack (see [`identity`]).
+#[inline(never)]
+fn lookup(q: &Query<'_>, identity: u32) -> PolicyValue {
+    lookup_entry(q, identity).unwrap_or_default()
+}
+
 #[inline(always)]
-fn lookup(q: &Query<'_>, identity: u32) -> Option<PolicyValue> {
-    let prefix = if q.port_known {
-        POLICY_PREFIX_FULL
-    } else {
-        POLICY_PREFIX_PORT_ANY
-    };
-    let key = Key::new(
-        prefix,
-        PolicyKey::new(q.generation, identity, q.direction, q.proto, q.port),
+fn lookup_entry(q: &Query<'_>, identity: u32) -> Option<PolicyValue> {
+    if !q.port_known {
+        let key = PolicyKey::new(q.generation, identity, q.direction, q.proto, q.port);
+        return POLICY.get(&Key::new(POLICY_PREFIX_PORT_ANY, key)).copied();
+    }
+    // The longest possible entries are in a hash; the trie holds the rest.
+    let exact = PolicyKey::new(
+        q.generation,
+        identity,
+        q.direction,
+        q.proto,
+        q.port & exact_port_mask(q.proto),
     );
-    POLICY.get(&key).copied()
+    // SAFETY: the value is copied out at once.
+    if let Some(v) = unsafe { POLICY_EXACT.get(&exact) } {
+        return Some(*v);
+    }
+    let key = PolicyKey::new(q.generation, identity, q.direction, q.proto, q.port);
+    POLICY.get(&Key::new(POLICY_PREFIX_FULL, key)).copied()
 }
 
 /// Decides a new flow: failsafe beats deny beats allow; with no match the
-/// direction's default decides.
-#[inline(always)]
+/// direction's default decides. A call, for the stack (see [`identity`]).
+#[inline(never)]
 pub fn decide(q: &Query<'_>) -> Decision {
     let id = identity(q.generation, q.family, q.remote);
     let any = lookup(q, IDENTITY_ANY);
-    let specific = if id == IDENTITY_NONE {
-        None
+    // `combine` picks the higher action, so "no entry" (action 0) loses.
+    let best = if id == IDENTITY_NONE {
+        any
     } else {
-        lookup(q, id)
+        lookup(q, id).combine(any)
     };
-    let best = match (specific, any) {
-        (Some(a), Some(b)) => Some(a.combine(b)),
-        (a, b) => a.or(b),
-    };
+    let best = (best.action != 0).then_some(best);
     match best {
         Some(v) if v.action == ACTION_FAILSAFE => Decision {
             allowed: true,

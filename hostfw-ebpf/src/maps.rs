@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use hostfw_common::{
     config::{Config, GENERATIONS, GenMeta},
@@ -26,6 +26,16 @@ pub static IDENT_V4: LpmTrie<IdentKeyV4, u32> = LpmTrie::pinned(262_144, BPF_F_N
 
 #[map(name = "HFW_IDENT_V6")]
 pub static IDENT_V6: LpmTrie<IdentKeyV6, u32> = LpmTrie::pinned(262_144, BPF_F_NO_PREALLOC);
+
+#[map(name = "HFW_HOSTS_V4")]
+pub static HOSTS_V4: HashMap<IdentKeyV4, u32> = HashMap::pinned(262_144, BPF_F_NO_PREALLOC);
+
+#[map(name = "HFW_HOSTS_V6")]
+pub static HOSTS_V6: HashMap<IdentKeyV6, u32> = HashMap::pinned(262_144, BPF_F_NO_PREALLOC);
+
+#[map(name = "HFW_POLICY_EX")]
+pub static POLICY_EXACT: HashMap<PolicyKey, PolicyValue> =
+    HashMap::pinned(524_288, BPF_F_NO_PREALLOC);
 
 #[map(name = "HFW_POLICY")]
 pub static POLICY: LpmTrie<PolicyKey, PolicyValue> = LpmTrie::pinned(524_288, BPF_F_NO_PREALLOC);

@@ -29,9 +29,9 @@ pub enum Parsed {
     /// Not IP: never filtered.
     NotIp,
     /// Truncated or inconsistent IP headers.
-    Malformed(Flow),
+    Malformed,
     /// A well-formed IP packet.
-    Ip(Flow),
+    Ip,
 }
 
 /// How the L4 part of a packet relates to flows.
@@ -92,7 +92,7 @@ pub struct Inner {
 
 impl Flow {
     #[inline(always)]
-    const fn empty() -> Self {
+    pub const fn empty() -> Self {
         Self {
             family: 0,
             proto: 0,
@@ -123,9 +123,13 @@ fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
-/// Parses the packet from the Ethernet header on.
-#[inline(always)]
-pub fn parse<P: Packet>(pkt: &P) -> Parsed {
+/// Parses the packet from the Ethernet header on into `flow` (which
+/// starts as [`Flow::empty`]).
+///
+/// Not inlined: its header buffers live in their own call frame, which keeps
+/// the programs within the 512-byte BPF stack.
+#[inline(never)]
+pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
     let Some(mut ethertype) = pkt.load::<[u8; 2]>(12).map(be16) else {
         return Parsed::NotIp;
     };
@@ -139,31 +143,30 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
             off += 4;
         }
     }
-    let mut flow = Flow::empty();
     let l4_off = match ethertype {
         ETH_P_IP => {
             flow.family = FAMILY_V4;
-            parse_ipv4(pkt, off, &mut flow)
+            parse_ipv4(pkt, off, flow)
         }
         ETH_P_IPV6 => {
             flow.family = FAMILY_V6;
-            parse_ipv6(pkt, off, &mut flow)
+            parse_ipv6(pkt, off, flow)
         }
         _ => return Parsed::NotIp,
     };
     let Some(l4_off) = l4_off else {
-        return Parsed::Malformed(flow);
+        return Parsed::Malformed;
     };
     if let Some(frag) = flow.frag
         && !frag.first
     {
         // No L4 header here; the caller looks up the first fragment.
-        return Parsed::Ip(flow);
+        return Parsed::Ip;
     }
-    if parse_l4(pkt, l4_off, &mut flow).is_none() {
-        return Parsed::Malformed(flow);
+    if parse_l4(pkt, l4_off, flow).is_none() {
+        return Parsed::Malformed;
     }
-    Parsed::Ip(flow)
+    Parsed::Ip
 }
 
 /// Parses an IPv4 header at `off`; returns the L4 offset.

@@ -68,8 +68,8 @@ pub struct Verdict {
     pub revision: u32,
 }
 
-/// Sends a verdict event if the rate limit allows.
-#[inline(always)]
+/// Sends a verdict event if the rate limit allows. A call, for the stack.
+#[inline(never)]
 pub fn emit(flow: &Flow, v: &Verdict) {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };

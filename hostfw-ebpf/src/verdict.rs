@@ -110,18 +110,19 @@ pub fn process<P: Packet>(pkt: &P, direction: u8) -> bool {
         ifindex: pkt.ifindex(),
         now,
     };
-    let mut flow = match parse(pkt) {
+    let mut flow = Flow::empty();
+    match parse(pkt, &mut flow) {
         Parsed::NotIp => {
             count(Stat::NotIp);
             return true;
         }
-        Parsed::Malformed(flow) => {
+        Parsed::Malformed => {
             count(Stat::Malformed);
             let d = by_default(meta, direction);
             return d.allowed || ctx.deny(&flow, Reason::Malformed, 0);
         }
-        Parsed::Ip(flow) => flow,
-    };
+        Parsed::Ip => {}
+    }
     if let Some(frag) = flow.frag {
         if frag.first {
             ct::remember_fragment(&flow, frag.id);
@@ -153,25 +154,31 @@ pub fn process<P: Packet>(pkt: &P, direction: u8) -> bool {
             }
         }
         L4Kind::Untracked => new_flow(&ctx, &flow, false),
-        L4Kind::Tracked => tracked(&ctx, &flow),
+        L4Kind::Tracked if !flow.port_known => new_flow(&ctx, &flow, false),
+        L4Kind::Tracked => match tracked(&ctx, &flow) {
+            Some(pass) => pass,
+            None => new_flow(&ctx, &flow, true),
+        },
     }
 }
 
 /// A packet of a flow that connection tracking follows.
-#[inline(always)]
-fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> bool {
-    if !flow.port_known {
-        return new_flow(ctx, flow, false);
-    }
+///
+/// This, [`new_flow`] and [`emit`] are calls, not inlined: each gets its
+/// own stack frame, which keeps the programs within the 512-byte BPF stack.
+///
+/// Returns whether the packet passes, or `None` when the flow is not
+/// tracked yet (the caller then decides it as a new flow; calling
+/// [`new_flow`] from here would stack both frames).
+#[inline(never)]
+fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
     let key = ct::key_of(flow);
-    let Some(t) = ct::find(&key, ctx.now) else {
-        return new_flow(ctx, flow, true);
-    };
+    let t = ct::find(&key, ctx.now)?;
     // SAFETY: pointer into the map value, valid during this run.
     let entry = unsafe { &mut *t.value };
     if entry.revision == ctx.meta.revision {
         count(Stat::CtEstablished);
-        return true;
+        return Some(true);
     }
     // The policy changed since this flow was admitted: ask again, as for the
     // originator's first packet.
@@ -184,7 +191,7 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> bool {
         entry.rule_id = d.rule_id;
         entry.flags &= !CT_FLAG_AUDIT;
         count_rule(ctx.meta, d.rule_id);
-        return true;
+        return Some(true);
     }
     if ctx.audit() {
         entry.revision = ctx.meta.revision;
@@ -193,12 +200,11 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> bool {
     } else {
         ct::remove(&t.key);
     }
-    let _ = t.from_origin;
-    ctx.deny(flow, Reason::Reevaluated, d.rule_id)
+    Some(ctx.deny(flow, Reason::Reevaluated, d.rule_id))
 }
 
 /// The first packet of a flow (or an untracked packet): asks the policy.
-#[inline(always)]
+#[inline(never)]
 fn new_flow(ctx: &Ctx<'_>, flow: &Flow, track: bool) -> bool {
     let remote = ct::remote_of(&flow.src, &flow.dst, ctx.direction);
     let q = ctx.query(flow, &remote, ctx.direction, flow.policy_port);
@@ -207,7 +213,7 @@ fn new_flow(ctx: &Ctx<'_>, flow: &Flow, track: bool) -> bool {
     if d.allowed {
         count(Stat::FlowAllowed);
         if track {
-            ct::create(&ct::key_of(flow), &entry(ctx, flow, &d, 0));
+            ct::create(flow, &entry(ctx, flow, &d, 0));
         }
         ctx.report(flow, VERDICT_ALLOWED, d.reason, d.rule_id);
         return true;
@@ -215,7 +221,7 @@ fn new_flow(ctx: &Ctx<'_>, flow: &Flow, track: bool) -> bool {
     if ctx.audit() {
         count(Stat::FlowAudit);
         if track {
-            ct::create(&ct::key_of(flow), &entry(ctx, flow, &d, CT_FLAG_AUDIT));
+            ct::create(flow, &entry(ctx, flow, &d, CT_FLAG_AUDIT));
         }
     } else {
         count(Stat::FlowDenied);

@@ -24,8 +24,8 @@ use aya::{
 };
 pub use error::DatapathError;
 use hostfw_common::names::{
-    MAP_CONNTRACK, MAP_FRAGS, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY, MAP_RULE_STATS,
-    PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP,
+    MAP_CONNTRACK, MAP_FRAGS, MAP_HOSTS_V4, MAP_HOSTS_V6, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY,
+    MAP_POLICY_EXACT, MAP_RULE_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP,
 };
 
 /// The compiled eBPF object, built by `build.rs`.
@@ -35,11 +35,13 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// on a load without existing pins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapSizes {
-    /// Entries of the IPv4 identity trie (both generations).
+    /// Entries of the IPv4 identity trie and of the host hash, each (both
+    /// generations).
     pub ident_v4: u32,
     /// Entries of the IPv6 identity trie (both generations).
     pub ident_v6: u32,
-    /// Entries of the policy trie (both generations).
+    /// Entries of the policy trie and of the exact-match hash, each (both
+    /// generations).
     pub policy: u32,
     /// Tracked connections.
     pub conntrack: u32,
@@ -101,8 +103,11 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&opts.pin_root)
             .map_max_entries(MAP_IDENT_V4, s.ident_v4)
+            .map_max_entries(MAP_HOSTS_V4, s.ident_v4)
             .map_max_entries(MAP_IDENT_V6, s.ident_v6)
+            .map_max_entries(MAP_HOSTS_V6, s.ident_v6)
             .map_max_entries(MAP_POLICY, s.policy)
+            .map_max_entries(MAP_POLICY_EXACT, s.policy)
             .map_max_entries(MAP_CONNTRACK, s.conntrack)
             .map_max_entries(MAP_FRAGS, s.frags)
             .map_max_entries(MAP_RULE_STATS, rule_stats)

@@ -1,20 +1,26 @@
 //! Reading and writing one generation's entries in the shared maps.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use aya::{
     Pod,
     maps::{
-        Array, MapData,
+        Array, HashMap, MapData,
         lpm_trie::{Key, LpmTrie},
     },
 };
 use hostfw_common::{
     config::{Config, GenMeta},
-    names::{MAP_CONFIG, MAP_GEN_META, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY},
+    names::{
+        MAP_CONFIG, MAP_GEN_META, MAP_HOSTS_V4, MAP_HOSTS_V6, MAP_IDENT_V4, MAP_IDENT_V6,
+        MAP_POLICY, MAP_POLICY_EXACT,
+    },
     policy::{
         IDENT_PREFIX_GEN, IdentKeyV4, IdentKeyV6, POLICY_PREFIX_PORT_ANY, POLICY_PREFIX_PROTO_ANY,
-        PolicyKey,
+        PolicyKey, exact_prefix_len,
     },
 };
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -74,24 +80,35 @@ impl Datapath {
     }
 
     /// Reads every entry of `generation` back from the maps (meta left
-    /// default), to diff against.
+    /// default), to diff against. Each table lives in a hash (its longest
+    /// entries, see [`is_exact`]) and a trie (the rest).
     pub fn read_generation(&self, generation: u32) -> Result<MapState, DatapathError> {
+        let mine = |g: u32| g == generation;
         let mut state = MapState::default();
         state.ident_v4 = read_trie(self, MAP_IDENT_V4, |plen, k: &IdentKeyV4| {
-            (k.generation == generation)
-                .then(|| Ipv4Net::new(k.addr.into(), ident_bits(plen)?).ok())
-                .flatten()
+            mine(k.generation).then(|| Ipv4Net::new(k.addr.into(), ident_bits(plen)?).ok())?
         })?;
+        state
+            .ident_v4
+            .extend(read_hash(self, MAP_HOSTS_V4, |k: &IdentKeyV4| {
+                mine(k.generation).then(|| Ipv4Net::from(Ipv4Addr::from(k.addr)))
+            })?);
         state.ident_v6 = read_trie(self, MAP_IDENT_V6, |plen, k: &IdentKeyV6| {
-            (k.generation == generation)
-                .then(|| Ipv6Net::new(k.addr.into(), ident_bits(plen)?).ok())
-                .flatten()
+            mine(k.generation).then(|| Ipv6Net::new(k.addr.into(), ident_bits(plen)?).ok())?
         })?;
+        state
+            .ident_v6
+            .extend(read_hash(self, MAP_HOSTS_V6, |k: &IdentKeyV6| {
+                mine(k.generation).then(|| Ipv6Net::from(Ipv6Addr::from(k.addr)))
+            })?);
         state.policy = read_trie(self, MAP_POLICY, |plen, k: &PolicyKey| {
-            (k.generation == generation)
-                .then(|| entry_of(plen, k))
-                .flatten()
+            mine(k.generation).then(|| entry_of(plen, k))?
         })?;
+        state
+            .policy
+            .extend(read_hash(self, MAP_POLICY_EXACT, |k: &PolicyKey| {
+                mine(k.generation).then(|| entry_of(exact_prefix_len(k.proto), k))?
+            })?);
         Ok(state)
     }
 
@@ -101,15 +118,25 @@ impl Datapath {
         generation: u32,
         diff: &MapDiff,
     ) -> Result<(), DatapathError> {
-        write_trie(self, MAP_IDENT_V4, &diff.ident_v4, |n| {
+        let (hosts, nets) = split(&diff.ident_v4, |n| n.prefix_len() == 32);
+        write_hash(self, MAP_HOSTS_V4, &hosts, |n| {
+            ident_key_v4(generation, n).1
+        })?;
+        write_trie(self, MAP_IDENT_V4, &nets, |n| {
             let (plen, k) = ident_key_v4(generation, n);
             Key::new(plen, k)
         })?;
-        write_trie(self, MAP_IDENT_V6, &diff.ident_v6, |n| {
+        let (hosts, nets) = split(&diff.ident_v6, |n| n.prefix_len() == 128);
+        write_hash(self, MAP_HOSTS_V6, &hosts, |n| {
+            ident_key_v6(generation, n).1
+        })?;
+        write_trie(self, MAP_IDENT_V6, &nets, |n| {
             let (plen, k) = ident_key_v6(generation, n);
             Key::new(plen, k)
         })?;
-        write_trie(self, MAP_POLICY, &diff.policy, |e| {
+        let (exact, rest) = split(&diff.policy, is_exact);
+        write_hash(self, MAP_POLICY_EXACT, &exact, |e| e.key(generation))?;
+        write_trie(self, MAP_POLICY, &rest, |e| {
             Key::new(e.prefix_len(), e.key(generation))
         })
     }
@@ -121,6 +148,67 @@ impl Datapath {
         self.write_diff(generation, &diff)?;
         self.set_gen_meta(generation, GenMeta::default())
     }
+}
+
+/// Whether a policy entry lives in the exact-match hash: it has the
+/// longest prefix any entry of its protocol can have.
+fn is_exact(e: &PolicyEntry) -> bool {
+    e.proto
+        .is_some_and(|p| e.prefix_len() == exact_prefix_len(p))
+}
+
+/// Splits changes into those `exact` accepts and the rest.
+fn split<E: Copy, V: Copy>(
+    changes: &MapChanges<E, V>,
+    exact: impl Fn(&E) -> bool,
+) -> (MapChanges<E, V>, MapChanges<E, V>) {
+    let (mut yes, mut no) = (MapChanges::default(), MapChanges::default());
+    for &(e, v) in &changes.upserts {
+        if exact(&e) { &mut yes } else { &mut no }
+            .upserts
+            .push((e, v));
+    }
+    for &e in &changes.removals {
+        if exact(&e) { &mut yes } else { &mut no }.removals.push(e);
+    }
+    (yes, no)
+}
+
+/// The entries of one hash map that `entry` accepts.
+fn read_hash<K: Pod, V: Pod, E: Ord>(
+    dp: &Datapath,
+    name: &'static str,
+    entry: impl Fn(&K) -> Option<E>,
+) -> Result<BTreeMap<E, V>, DatapathError> {
+    let map: HashMap<&MapData, K, V> =
+        HashMap::try_from(map(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    let mut out = BTreeMap::new();
+    for item in map.iter() {
+        let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
+        if let Some(e) = entry(&k) {
+            out.insert(e, v);
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one hash map's changes, removals first.
+fn write_hash<K: Pod, V: Pod, E>(
+    dp: &mut Datapath,
+    name: &'static str,
+    changes: &MapChanges<E, V>,
+    key: impl Fn(&E) -> K,
+) -> Result<(), DatapathError> {
+    let mut map: HashMap<&mut MapData, K, V> =
+        HashMap::try_from(map_mut(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    for e in &changes.removals {
+        ignore_missing(map.remove(&key(e)), name)?;
+    }
+    for (e, v) in &changes.upserts {
+        map.insert(key(e), v, 0)
+            .map_err(|err| DatapathError::map(name, "insert", err))?;
+    }
+    Ok(())
 }
 
 /// The entries of one LPM trie that `entry` accepts (it returns `None` for
