@@ -102,11 +102,11 @@ pub fn remove(key: &CtKey) {
 }
 
 #[inline(always)]
-fn frag_key(flow: &Flow, id: u32) -> FragKey {
+fn frag_key(flow: &Flow) -> FragKey {
     FragKey {
         src: flow.src,
         dst: flow.dst,
-        id,
+        id: flow.frag_id,
         proto: flow.proto,
         family: flow.family,
         reserved: [0; 2],
@@ -115,21 +115,21 @@ fn frag_key(flow: &Flow, id: u32) -> FragKey {
 
 /// Remembers the ports of a first fragment.
 #[inline(never)]
-pub fn remember_fragment(flow: &Flow, id: u32) {
+pub fn remember_fragment(flow: &Flow) {
     let value = FragValue {
         sport_be: flow.sport_be,
         dport_be: flow.dport_be,
         policy_port: flow.policy_port,
         reserved: 0,
     };
-    let _ = FRAGS.insert(&frag_key(flow, id), &value, 0);
+    let _ = FRAGS.insert(&frag_key(flow), &value, 0);
 }
 
 /// Gives a later fragment the ports of its first fragment, if it was seen.
 #[inline(never)]
-pub fn recall_fragment(flow: &mut Flow, id: u32) -> bool {
+pub fn recall_fragment(flow: &mut Flow) -> bool {
     // SAFETY: map lookup; the value is copied out.
-    match unsafe { FRAGS.get(&frag_key(flow, id)) } {
+    match unsafe { FRAGS.get(&frag_key(flow)) } {
         Some(v) => {
             flow.sport_be = v.sport_be;
             flow.dport_be = v.dport_be;

@@ -66,18 +66,26 @@ pub struct Flow {
     pub icmp_type: u8,
     pub icmp_code: u8,
     pub kind: L4Kind,
-    /// Fragment identity, when the packet is a fragment.
-    pub frag: Option<Fragment>,
+    /// Whether the packet is a fragment, and which.
+    pub frag: Fragment,
+    /// Fragment identification (when `frag` is not `None`).
+    pub frag_id: u32,
     /// For [`L4Kind::Error`]: the embedded packet's addresses and ports.
     pub inner: Inner,
 }
 
-/// Fragment bookkeeping.
-#[derive(Clone, Copy)]
-pub struct Fragment {
-    pub id: u32,
-    /// True for the first fragment (offset 0): it carries the L4 header.
-    pub first: bool,
+/// Fragment bookkeeping. A plain enum, not an `Option` of a struct: the
+/// type appears in the BTF of the program's functions, and the kernel
+/// rejects BTF unions whose members are not at offset 0.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// Not a fragment.
+    None,
+    /// First fragment (offset 0): it carries the L4 header.
+    First,
+    /// A later fragment: no L4 header.
+    Later,
 }
 
 /// The packet embedded in an ICMP error.
@@ -106,7 +114,8 @@ impl Flow {
             icmp_type: 0,
             icmp_code: 0,
             kind: L4Kind::Tracked,
-            frag: None,
+            frag: Fragment::None,
+            frag_id: 0,
             inner: Inner {
                 proto: 0,
                 src: [0; 16],
@@ -157,9 +166,7 @@ pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
     let Some(l4_off) = l4_off else {
         return Parsed::Malformed;
     };
-    if let Some(frag) = flow.frag
-        && !frag.first
-    {
+    if flow.frag == Fragment::Later {
         // No L4 header here; the caller looks up the first fragment.
         return Parsed::Ip;
     }
@@ -190,10 +197,12 @@ fn parse_ipv4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<usize> 
     let more = frag & 0x2000 != 0;
     let offset = frag & 0x1fff;
     if more || offset != 0 {
-        flow.frag = Some(Fragment {
-            id: u32::from(be16([h[4], h[5]])),
-            first: offset == 0,
-        });
+        flow.frag_id = u32::from(be16([h[4], h[5]]));
+        flow.frag = if offset == 0 {
+            Fragment::First
+        } else {
+            Fragment::Later
+        };
     }
     Some(off + ihl)
 }
@@ -235,10 +244,12 @@ fn parse_ipv6<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<usize> 
                 let e = pkt.load::<[u8; 8]>(cur)?;
                 next = e[0];
                 let offset = be16([e[2], e[3]]) >> 3;
-                flow.frag = Some(Fragment {
-                    id: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-                    first: offset == 0,
-                });
+                flow.frag_id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+                flow.frag = if offset == 0 {
+                    Fragment::First
+                } else {
+                    Fragment::Later
+                };
                 cur += 8;
                 if offset != 0 {
                     flow.proto = next;

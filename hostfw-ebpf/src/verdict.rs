@@ -23,7 +23,7 @@ use crate::{
     ct,
     decide::{Decision, Query, by_default, decide},
     maps::{CONFIG, GEN_META},
-    parse::{Flow, L4Kind, Parsed, parse},
+    parse::{Flow, Fragment, L4Kind, Parsed, parse},
     report::{Verdict, count, count_rule, emit},
 };
 
@@ -123,13 +123,15 @@ pub fn process<P: Packet>(pkt: &P, direction: u8) -> bool {
         }
         Parsed::Ip => {}
     }
-    if let Some(frag) = flow.frag {
-        if frag.first {
-            ct::remember_fragment(&flow, frag.id);
-        } else if !ct::recall_fragment(&mut flow, frag.id) {
-            count(Stat::FragmentUnknown);
-            flow.port_known = false;
-            return new_flow(&ctx, &flow, false);
+    match flow.frag {
+        Fragment::None => {}
+        Fragment::First => ct::remember_fragment(&flow),
+        Fragment::Later => {
+            if !ct::recall_fragment(&mut flow) {
+                count(Stat::FragmentUnknown);
+                flow.port_known = false;
+                return new_flow(&ctx, &flow, false);
+            }
         }
     }
     match flow.kind {
