@@ -309,13 +309,21 @@ impl Config {
         })
     }
 
-    /// Reads and parses a configuration file.
+    /// Reads and parses a configuration file. Relative `[policies] paths`
+    /// are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut cfg = Self::parse(&text, path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for p in &mut cfg.policies.paths {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        Ok(cfg)
     }
 }
 
@@ -389,6 +397,20 @@ listen = "127.0.0.1:9964"
         assert_eq!(c.node.name.as_deref(), Some("node-1"));
         assert_eq!(c.cluster.nodes.len(), 2);
         assert!(c.failsafe.outbound[2].cidr.is_some());
+    }
+
+    #[test]
+    fn relative_policy_paths_follow_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("hostfw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("hostfw.toml");
+        std::fs::write(&file, "[policies]\npaths = [\"policies.d\", \"/abs\"]\n").expect("write");
+        let c = Config::load(&file).expect("loads");
+        assert_eq!(
+            c.policies.paths,
+            vec![dir.join("policies.d"), PathBuf::from("/abs")]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,68 +1,63 @@
-//! Where the enforced rule set comes from.
-//!
-//! Until the policy files of `[policies] paths` are read (the CCNP/TOML
-//! front end), the daemon enforces the built-in example policy below:
-//! inbound default-deny, with the configuration's failsafe ports allowed.
-//! In audit mode (the default) nothing is dropped; every inbound flow the
-//! example would drop is reported as AUDIT.
+//! Where the enforced rule set comes from: the policy files named in
+//! `[policies] paths`, lowered with the node and cluster facts of the
+//! configuration and the addresses of this node's interfaces.
 
-use ipnet::IpNet;
+use std::net::IpAddr;
 
 use crate::{
-    config::{Config, FailsafePort},
-    ruleset::{Action, Cidr, Direction, L4, Peers, Rule, RuleSet},
+    config::Config,
+    policy::{self, LowerContext, Selection},
+    ruleset::RuleSet,
 };
 
-fn protocol(p: &FailsafePort) -> Result<u8, String> {
-    match p.protocol.to_ascii_uppercase().as_str() {
-        "TCP" => Ok(hostfw_common::proto::TCP),
-        "UDP" => Ok(hostfw_common::proto::UDP),
-        "SCTP" => Ok(hostfw_common::proto::SCTP),
-        other => Err(format!(
-            "[failsafe] protocol {other:?}: expected \"TCP\", \"UDP\" or \"SCTP\""
-        )),
-    }
+/// The addresses of this node's interfaces (loopback excluded): part of
+/// entity `host`.
+#[must_use]
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<IpAddr> = addrs
+        .filter_map(|a| {
+            let sa = a.address?;
+            if let Some(v4) = sa.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
-/// The failsafe rules of the configuration (ids from 1).
-pub fn failsafe_rules(cfg: &Config) -> Result<Vec<Rule>, String> {
-    let entries = cfg
-        .failsafe
-        .inbound
-        .iter()
-        .map(|p| (Direction::Ingress, p))
-        .chain(cfg.failsafe.outbound.iter().map(|p| (Direction::Egress, p)));
-    let mut rules = Vec::new();
-    for (id, (direction, p)) in (1u32..).zip(entries) {
-        let peers = match p.cidr {
-            Some(net) => Peers::Cidrs(vec![Cidr {
-                net: IpNet::new(net.network(), net.prefix_len()).unwrap_or(net),
-                except: Vec::new(),
-            }]),
-            None => Peers::Any,
-        };
-        rules.push(Rule {
-            id,
-            direction,
-            action: Action::Failsafe,
-            peers,
-            l4: vec![L4::Ports {
-                proto: protocol(p)?,
-                first: p.port,
-                last: p.port,
-            }],
-        });
-    }
-    Ok(rules)
-}
-
-/// The built-in example policy: inbound default-deny plus failsafe ports.
+/// Loads, validates and lowers the policies; logs what was selected.
+/// Any error rejects the whole set (nothing half-parsed is enforced).
 pub fn rules_from_config(cfg: &Config) -> Result<RuleSet, String> {
-    log::info!("policy: built-in example (inbound default-deny, failsafe ports allowed)");
-    Ok(RuleSet {
-        mode: cfg.mode,
-        default_deny_ingress: true,
-        default_deny_egress: false,
-        rules: failsafe_rules(cfg)?,
-    })
+    let policies = policy::load_paths(&cfg.policies.paths).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        lines.join("\n")
+    })?;
+    let ctx = LowerContext::from_config(cfg, &interface_addresses()).map_err(|e| e.to_string())?;
+    let lowered = policy::lower(&policies, &ctx);
+    for p in &lowered.report.policies {
+        match &p.selection {
+            Selection::Selected => log::info!(
+                "policy {}: selected, {} rules ({})",
+                p.name,
+                p.rule_ids.len(),
+                p.file.display()
+            ),
+            Selection::NotSelected { reason } => {
+                log::info!("policy {}: not selected: {reason}", p.name);
+            }
+            Selection::Skipped { reason } => log::info!("policy {}: skipped: {reason}", p.name),
+        }
+        for w in &p.warnings {
+            log::warn!("policy {}: {w}", p.name);
+        }
+    }
+    Ok(lowered.rules)
 }
