@@ -34,10 +34,12 @@ pub enum Stat {
     EventsLost,
     /// No generation was ever written: passed unfiltered.
     Unconfigured,
+    /// TC ingress found the packet already passed by XDP.
+    XdpDecided,
 }
 
 /// Number of counter slots.
-pub const STAT_COUNT: u32 = Stat::Unconfigured as u32 + 1;
+pub const STAT_COUNT: u32 = Stat::XdpDecided as u32 + 1;
 
 /// Names for output, in slot order.
 pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
@@ -56,7 +58,11 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
     "ct_reevaluated",
     "events_lost",
     "unconfigured",
+    "xdp_decided",
 ];
+
+/// The metadata marker XDP leaves on packets it passed (`"HFW1"`).
+pub const XDP_DECIDED_MARK: u32 = u32::from_le_bytes(*b"HFW1");
 
 /// Default number of rule ids per generation in `HFW_RULE_STATS`.
 pub const DEFAULT_MAX_RULE_IDS: u32 = 1 << 17;

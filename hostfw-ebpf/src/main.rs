@@ -9,6 +9,7 @@
 mod access;
 mod ct;
 mod decide;
+mod handoff;
 mod maps;
 mod parse;
 mod report;
@@ -28,6 +29,7 @@ use crate::access::{SkbPacket, XdpPacket};
 pub fn hostfw_xdp(ctx: XdpContext) -> u32 {
     let pkt = XdpPacket::new(&ctx);
     if verdict::process(&pkt, DIR_INGRESS) {
+        handoff::mark(&ctx);
         xdp_action::XDP_PASS
     } else {
         xdp_action::XDP_DROP
@@ -37,6 +39,10 @@ pub fn hostfw_xdp(ctx: XdpContext) -> u32 {
 /// TC on ingress. `TC_ACT_UNSPEC` (TCX: next) lets later programs run.
 #[classifier]
 pub fn hostfw_tc_in(ctx: TcContext) -> i32 {
+    if handoff::decided(&ctx) {
+        report::count(hostfw_common::stats::Stat::XdpDecided);
+        return TC_ACT_UNSPEC;
+    }
     tc_verdict(&ctx, DIR_INGRESS)
 }
 
