@@ -9,7 +9,7 @@ use core::{ffi::c_void, mem::MaybeUninit};
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::generated::{bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    helpers::generated::bpf_xdp_load_bytes,
     programs::{TcContext, XdpContext},
 };
 
@@ -30,14 +30,6 @@ impl<'a> XdpPacket<'a> {
     #[inline(always)]
     pub fn new(ctx: &'a XdpContext) -> Self {
         Self { ctx }
-    }
-
-    /// Total length including fragments.
-    #[inline(always)]
-    #[allow(dead_code, reason = "kept beside load for length checks")]
-    pub fn len(&self) -> u64 {
-        // SAFETY: the context pointer is the program's own argument.
-        unsafe { bpf_xdp_get_buff_len(self.ctx.as_ptr().cast()) }
     }
 }
 

@@ -11,7 +11,6 @@ use crate::{
     config::Config,
     datapath::{Datapath, DatapathError, LoadOptions, events::VerdictEvent, writer::Switch},
     mapstate,
-    ruleset::RuleSet,
 };
 
 /// Options of `hostfw daemon`.
@@ -63,17 +62,14 @@ pub fn managed_interfaces(cfg: &Config) -> Vec<String> {
     names
 }
 
-/// Builds the rule set the daemon enforces.
-pub type PolicySource = dyn Fn(&Config) -> Result<RuleSet, String>;
-
 /// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(opts: DaemonOptions, policy: &PolicySource) -> Result<(), DaemonError> {
+pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     // Signals first: a Ctrl-C during attach must still detach cleanly.
     let io = |what| move |source| DaemonError::Io { what, source };
     let term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
     let int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
     let cfg = Config::load(&opts.config)?;
-    let rules = policy(&cfg).map_err(DaemonError::Policy)?;
+    let rules = crate::source::rules_from_config(&cfg).map_err(DaemonError::Policy)?;
     let state = mapstate::compile(&rules).map_err(|e| DaemonError::Policy(e.to_string()))?;
     let mut dp = Datapath::load(&LoadOptions {
         pin_root: opts.pin_root.clone(),

@@ -61,6 +61,6 @@ fn run_daemon(opts: daemon::DaemonOptions) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(daemon::run(opts, &hostfw::source::rules_from_config))?;
+    rt.block_on(daemon::run(opts))?;
     Ok(())
 }
