@@ -677,3 +677,51 @@ fn icmp_fragments_keep_the_type_of_their_first_fragment() {
         );
     }
 }
+
+#[test]
+fn a_second_loader_adopts_the_pinned_maps_and_their_policy() {
+    let mut t = setup(Mode::Enforce);
+    let n4 = ip(NODE4);
+    // A second load on the same pins, as a restarted daemon does.
+    let mut again = hostfw::datapath::Datapath::load(&hostfw::datapath::LoadOptions {
+        pin_root: t.pin_root.clone(),
+        sizes: t.dp.sizes(),
+    })
+    .expect("second load on the same pins");
+    let ssh = |sport| Frame::tcp(ip("10.1.5.5"), n4, sport, 22).build();
+    assert!(
+        passes(&again, Prog::Xdp, &ssh(48000)),
+        "the running policy is in force at once"
+    );
+    assert!(matches!(
+        again.slot_state().expect("state"),
+        SlotState::Confirmed { .. }
+    ));
+    // The new loader knows nothing of the slots' contents: it reads them back
+    // and writes the next policy correctly.
+    let mut no_ssh = policy(Mode::Enforce);
+    no_ssh.rules.retain(|r| r.id != 1);
+    let state = mapstate::compile(&no_ssh).expect("compiles");
+    again.apply(&state, Switch::Confirmed).expect("apply");
+    assert!(!passes(&again, Prog::Xdp, &ssh(48001)), "new policy");
+    assert!(
+        !passes(&t.dp, Prog::Xdp, &ssh(48002)),
+        "seen by the first loader's programs too"
+    );
+    let SlotState::Confirmed { generation } = again.slot_state().expect("state") else {
+        panic!("not confirmed");
+    };
+    let old = again.read_generation(1 - generation).expect("read");
+    assert!(
+        old.policy.is_empty() && old.ident_v4.is_empty(),
+        "the old generation was cleared"
+    );
+    assert_eq!(
+        again.read_generation(generation).expect("read").policy,
+        state.policy
+    );
+    // And the first loader, whose idea of the slots is now stale, can still
+    // apply: it writes only into the slot that is not in force.
+    apply(&mut t, &policy(Mode::Enforce), Switch::Confirmed);
+    assert!(passes(&t.dp, Prog::Xdp, &ssh(48003)));
+}

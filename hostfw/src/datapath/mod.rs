@@ -89,6 +89,9 @@ pub struct Datapath {
     sizes: MapSizes,
     /// Whether link pins work here (`None`: not tried yet).
     pin_links: Option<bool>,
+    /// Each generation's entries as last written here, with the revision
+    /// they were written under: writes then need no read-back.
+    slots: [Option<(u32, crate::mapstate::MapState)>; 2],
 }
 
 impl Datapath {
@@ -126,6 +129,7 @@ impl Datapath {
             pin_root: opts.pin_root.clone(),
             sizes: s,
             pin_links: None,
+            slots: [None, None],
         })
     }
 

@@ -76,7 +76,11 @@ impl Datapath {
         let mut a: Array<&mut MapData, GenMeta> = Array::try_from(map_mut(self, MAP_GEN_META)?)
             .map_err(|e| DatapathError::map(MAP_GEN_META, "open", e))?;
         a.set(generation, meta, 0)
-            .map_err(|e| DatapathError::map(MAP_GEN_META, "write", e))
+            .map_err(|e| DatapathError::map(MAP_GEN_META, "write", e))?;
+        if let Some((revision, _)) = &mut self.slots[slot_index(generation)] {
+            *revision = meta.revision;
+        }
+        Ok(())
     }
 
     /// Reads every entry of `generation` back from the maps (meta left
@@ -141,13 +145,45 @@ impl Datapath {
         })
     }
 
+    /// What `generation` holds: known from this loader's last write while
+    /// the generation's revision is still the one written, else read back
+    /// from the maps (after a restart, or another loader's write).
+    pub(crate) fn slot(&mut self, generation: u32) -> Result<&MapState, DatapathError> {
+        let i = slot_index(generation);
+        let revision = self.gen_meta(generation)?.revision;
+        if !matches!(&self.slots[i], Some((r, _)) if *r == revision) {
+            self.slots[i] = Some((revision, self.read_generation(generation)?));
+        }
+        Ok(&self.slots[i].get_or_insert_default().1)
+    }
+
+    /// Makes `generation` hold `new`, writing only the difference. Returns
+    /// the number of entries written or removed.
+    pub(crate) fn write_state(
+        &mut self,
+        generation: u32,
+        new: &MapState,
+    ) -> Result<usize, DatapathError> {
+        let diff = crate::mapstate::diff(self.slot(generation)?, new);
+        let i = slot_index(generation);
+        // Unknown until the write is done: a failed write leaves the slot
+        // to be read back next time.
+        self.slots[i] = None;
+        self.write_diff(generation, &diff)?;
+        let revision = self.gen_meta(generation)?.revision;
+        self.slots[i] = Some((revision, new.clone()));
+        Ok(diff.upserts() + diff.removals())
+    }
+
     /// Removes every entry of `generation` and marks it unwritten.
     pub(crate) fn clear_generation(&mut self, generation: u32) -> Result<(), DatapathError> {
-        let current = self.read_generation(generation)?;
-        let diff = crate::mapstate::diff(&current, &MapState::default());
-        self.write_diff(generation, &diff)?;
+        self.write_state(generation, &MapState::default())?;
         self.set_gen_meta(generation, GenMeta::default())
     }
+}
+
+fn slot_index(generation: u32) -> usize {
+    usize::from(generation & 1 == 1)
 }
 
 /// Whether a policy entry lives in the exact-match hash: it has the

@@ -119,14 +119,12 @@ impl Datapath {
             }
         };
         let target = confirmed.map_or(0, |c| 1 - c);
-        let current = self.read_generation(target)?;
         let kept = match confirmed {
-            Some(c) => self.read_generation(c)?,
-            None => MapState::default(),
+            Some(c) => self.slot(c)?.counts(),
+            None => MapState::default().counts(),
         };
-        state.check_fits(&kept.counts(), &self.capacity())?;
-        let diff = crate::mapstate::diff(&current, state);
-        self.write_diff(target, &diff)?;
+        state.check_fits(&kept, &self.capacity())?;
+        let changes = self.write_state(target, state)?;
         let revision = (0..GENERATIONS)
             .map(|g| self.gen_meta(g).map(|m| m.revision))
             .collect::<Result<Vec<_>, _>>()?
@@ -163,7 +161,7 @@ impl Datapath {
         Ok(Applied {
             generation: target,
             revision,
-            changes: diff.upserts() + diff.removals(),
+            changes,
             took: start.elapsed(),
         })
     }
