@@ -264,22 +264,7 @@ impl Decoder<'_, '_> {
                 );
                 continue;
             }
-            let hint = suggest(&e.key, allowed)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            self.err(
-                e.key_pos,
-                path,
-                ErrorKind::UnknownField {
-                    field: e.key.clone(),
-                    expected: allowed
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    hint,
-                },
-            );
+            self.err(e.key_pos, path, ErrorKind::unknown_field(&e.key, allowed));
         }
     }
 
@@ -1108,7 +1093,7 @@ impl Decoder<'_, '_> {
 
 /// A likely intended field for a typo: same letters in another case,
 /// `from`/`to` swapped, or at most two edits away.
-fn suggest<'a>(field: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub(super) fn suggest<'a>(field: &str, allowed: &[&'a str]) -> Option<&'a str> {
     if let Some(a) = allowed.iter().find(|a| a.eq_ignore_ascii_case(field)) {
         return Some(a);
     }

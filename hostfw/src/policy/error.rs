@@ -194,6 +194,25 @@ impl<'a> Errors<'a> {
     }
 }
 
+impl ErrorKind {
+    /// An unknown field among `allowed`, with a suggestion when the field
+    /// looks like a typo of one of them.
+    #[must_use]
+    pub fn unknown_field(field: &str, allowed: &[&str]) -> Self {
+        Self::UnknownField {
+            field: field.to_owned(),
+            expected: allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: super::decode::suggest(field, allowed)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
