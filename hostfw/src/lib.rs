@@ -5,7 +5,11 @@
 //! [`ruleset`] (the lowered policy) → [`mapstate`] (desired map contents,
 //! pure) → [`datapath`] (load, attach, write with an atomic switch).
 //! [`refeval`] evaluates a rule set directly and is the tests' oracle.
+//! Offline tools: [`check`] validates policy files, [`trace`] explains what
+//! the policy does to one flow; [`cli`] runs them for the command line.
 
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod craft;
 pub mod daemon;
@@ -18,3 +22,4 @@ pub mod ruleset;
 pub mod source;
 // testgen: added by the helper
 pub mod testgen;
+pub mod trace;

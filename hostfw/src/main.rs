@@ -1,9 +1,9 @@
 //! The `hostfw` command: parses the command line and dispatches.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use hostfw::{config, daemon};
+use hostfw::{cli, config, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,14 @@ enum Command {
         #[arg(long, default_value = hostfw_common::names::PIN_ROOT, hide = true)]
         pin_root: PathBuf,
     },
+    /// Validate policy files offline and show what each policy becomes on
+    /// this node; exit non-zero on any error.
+    #[command(after_help = cli::NODE_FACTS_HELP)]
+    Check(cli::check::CheckArgs),
+    /// What the policy does to one flow, and which rule decides. Exit 0
+    /// whatever the verdict; non-zero only for an error.
+    #[command(after_help = cli::NODE_FACTS_HELP)]
+    Trace(cli::trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +54,10 @@ fn main() -> ExitCode {
             detach_on_exit,
             pin_root,
         }),
+        Command::Check(args) => cli::check::run(&args, &mut io::stdout(), &mut io::stderr())
+            .map_err(anyhow::Error::from),
+        Command::Trace(args) => cli::trace::run(&args, &mut io::stdout(), &mut io::stderr())
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,8 +54,10 @@ impl Packet {
     }
 }
 
-/// What happens to a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What happens to a packet. Serialized as `"allowed"`, `"denied"`,
+/// `"audit"` (the `hostfw trace -o json` contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Passes.
     Allowed,
@@ -66,6 +68,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// `allowed`, `denied` or `audit`, as in `hostfw trace` output.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Audit => "audit",
+        }
+    }
+
     /// The datapath's `VERDICT_*` byte.
     #[must_use]
     pub const fn as_u8(self) -> u8 {

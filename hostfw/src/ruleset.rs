@@ -17,6 +17,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// `ingress` or `egress`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+        }
+    }
+
     /// The datapath's byte for this direction.
     #[must_use]
     pub const fn as_u8(self) -> u8 {

@@ -1,12 +1,14 @@
-//! Where the enforced rule set comes from: the policy files named in
-//! `[policies] paths`, lowered with the node and cluster facts of the
-//! configuration and the addresses of this node's interfaces.
+//! Where the enforced rule set comes from: policy files lowered with the
+//! node and cluster facts of the configuration and the addresses of this
+//! node's interfaces. The daemon reads `[policies] paths`; `hostfw check`
+//! and `hostfw trace --policies` read the paths they are given, the same
+//! way ([`read`]).
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use crate::{
     config::Config,
-    policy::{self, LowerContext, Selection},
+    policy::{self, ContextError, FileReport, LowerContext, Lowered, PolicyError, Selection},
     ruleset::RuleSet,
 };
 
@@ -33,15 +35,55 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// Loads, validates and lowers the policies; logs what was selected.
-/// Any error rejects the whole set (nothing half-parsed is enforced).
+/// Policy files read and lowered for this node.
+#[derive(Debug)]
+pub struct Sourced {
+    /// The files met, in the order read.
+    pub files: Vec<FileReport>,
+    /// Every problem found; any one rejects the whole set.
+    pub errors: Vec<PolicyError>,
+    /// The valid policies lowered (complete only when `errors` is empty).
+    pub lowered: Lowered,
+}
+
+impl Sourced {
+    /// The lowered policies, or every error: nothing half-parsed is used.
+    pub fn into_lowered(self) -> Result<Lowered, Vec<PolicyError>> {
+        if self.errors.is_empty() {
+            Ok(self.lowered)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// Reads the policies of `paths` and lowers them with the node, cluster,
+/// failsafe and mode of `cfg`; entity `host` is `[node] addresses` plus
+/// this machine's [`interface_addresses`]. Fails only when the
+/// configuration cannot be lowered against; policy errors are in
+/// [`Sourced::errors`].
+pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
+    let loaded = policy::load(paths);
+    let ctx = LowerContext::from_config(cfg, &interface_addresses())?;
+    let lowered = policy::lower(&loaded.policies, &ctx);
+    Ok(Sourced {
+        files: loaded.files,
+        errors: loaded.errors,
+        lowered,
+    })
+}
+
+/// The policies of `[policies] paths`: validated, lowered, and logged
+/// (what was selected). Any error rejects the whole set (nothing
+/// half-parsed is enforced).
 pub fn rules_from_config(cfg: &Config) -> Result<RuleSet, String> {
-    let policies = policy::load_paths(&cfg.policies.paths).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        lines.join("\n")
-    })?;
-    let ctx = LowerContext::from_config(cfg, &interface_addresses()).map_err(|e| e.to_string())?;
-    let lowered = policy::lower(&policies, &ctx);
+    let lowered = read(cfg, &cfg.policies.paths)
+        .map_err(|e| e.to_string())?
+        .into_lowered()
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            lines.join("\n")
+        })?;
     for p in &lowered.report.policies {
         match &p.selection {
             Selection::Selected => log::info!(

@@ -68,6 +68,17 @@ pub fn type_by_name(family: IcmpFamily, name: &str) -> Option<u8> {
         .map(|&(_, t)| t)
 }
 
+/// The name of type `icmp_type` in `family`, for messages (the longer
+/// name where two share a type: `EchoRequest`, not `Echo`).
+#[must_use]
+pub fn name_of(family: IcmpFamily, icmp_type: u8) -> Option<&'static str> {
+    table(family)
+        .iter()
+        .filter(|&&(_, t)| t == icmp_type)
+        .map(|&(n, _)| n)
+        .max_by_key(|n| n.len())
+}
+
 /// The names of `family`, for messages.
 #[must_use]
 pub fn names(family: IcmpFamily) -> String {
@@ -105,5 +116,8 @@ mod tests {
         );
         assert_eq!(type_by_name(IcmpFamily::V6, "Echo"), None);
         assert_eq!(type_by_name(IcmpFamily::V4, "echorequest"), None);
+        assert_eq!(name_of(IcmpFamily::V4, 8), Some("EchoRequest"));
+        assert_eq!(name_of(IcmpFamily::V6, 135), Some("NeighborSolicitation"));
+        assert_eq!(name_of(IcmpFamily::V6, 250), None);
     }
 }

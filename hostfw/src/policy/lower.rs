@@ -202,6 +202,37 @@ impl Report {
     pub fn origin(&self, id: u32) -> Option<&RuleOrigin> {
         self.origins.get(&id)
     }
+
+    /// The policies that make `direction` default-deny.
+    #[must_use]
+    pub fn default_deny(&self, direction: Direction) -> &[String] {
+        match direction {
+            Direction::Ingress => &self.default_deny_ingress,
+            Direction::Egress => &self.default_deny_egress,
+        }
+    }
+}
+
+impl PolicyReport {
+    /// It is selected and has rules (empty ones included) in `direction`.
+    #[must_use]
+    pub fn has_rules(&self, direction: Direction) -> bool {
+        let c = &self.counts;
+        self.selection == Selection::Selected
+            && match direction {
+                Direction::Ingress => c.ingress + c.ingress_deny > 0,
+                Direction::Egress => c.egress + c.egress_deny > 0,
+            }
+    }
+
+    /// It makes `direction` default-deny.
+    #[must_use]
+    pub const fn makes_default_deny(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Ingress => self.default_deny_ingress,
+            Direction::Egress => self.default_deny_egress,
+        }
+    }
 }
 
 /// Where a rule comes from.
@@ -238,6 +269,20 @@ pub struct PolicyReport {
     /// Things worth knowing (CIDRs overlapping cluster addresses, entities
     /// that are empty here, …).
     pub warnings: Vec<String>,
+    /// The CIDR peers that overlap cluster addresses (each also among the
+    /// warnings), for `trace` to point out.
+    pub overlaps: Vec<CidrOverlap>,
+}
+
+/// A CIDR peer of a rule that overlaps cluster addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CidrOverlap {
+    /// The rule's direction.
+    pub direction: Direction,
+    /// The CIDR as written (host bits cleared).
+    pub net: IpNet,
+    /// The warning: rule label, what overlaps and what is done with it.
+    pub warning: String,
 }
 
 /// Whether a policy applies to this node.
@@ -401,6 +446,7 @@ pub fn lower(policies: &[Policy], ctx: &LowerContext) -> Lowered {
             default_deny_ingress: false,
             default_deny_egress: false,
             warnings: Vec::new(),
+            overlaps: Vec::new(),
         };
         let mut selected = false;
         let mut reasons = Vec::new();
@@ -461,7 +507,7 @@ pub fn lower(policies: &[Policy], ctx: &LowerContext) -> Lowered {
                 (&spec.egress_deny, Direction::Egress, Action::Deny),
             ] {
                 for source in list {
-                    let Some((peers, l4)) = lower_rule(source, &sets, &mut pr.warnings) else {
+                    let Some((peers, l4)) = lower_rule(source, direction, &sets, &mut pr) else {
                         continue;
                     };
                     rules.rules.push(Rule {
@@ -512,10 +558,12 @@ pub fn lower(policies: &[Policy], ctx: &LowerContext) -> Lowered {
 /// The peers and L4 entries of one source rule; `None` for an empty rule.
 fn lower_rule(
     rule: &PeerRule,
+    direction: Direction,
     sets: &Sets,
-    warnings: &mut Vec<String>,
+    pr: &mut PolicyReport,
 ) -> Option<(Peers, Vec<L4>)> {
     let label = &rule.label;
+    let warnings = &mut pr.warnings;
     let peers = match &rule.peer {
         Peer::Unspecified if rule.l4 == L4Match::Unspecified => return None,
         Peer::Unspecified => Peers::Any,
@@ -526,7 +574,14 @@ fn lower_rule(
             }
             let mut out = Vec::new();
             for c in list {
-                cidr_warning(c.net, &c.except, label, sets, warnings);
+                if let Some(warning) = cidr_warning(c.net, &c.except, label, sets) {
+                    warnings.push(warning.clone());
+                    pr.overlaps.push(CidrOverlap {
+                        direction,
+                        net: c.net,
+                        warning,
+                    });
+                }
                 if let Some(cut) = carve(c.net, &c.except, &sets.not_cidr()) {
                     out.push(cut);
                 }
@@ -657,14 +712,8 @@ fn entities(list: &[Entity], label: &str, sets: &Sets, warnings: &mut Vec<String
 }
 
 /// Says which cluster addresses a CIDR peer overlaps, and what is done
-/// with them.
-fn cidr_warning(
-    net: IpNet,
-    except: &[IpNet],
-    label: &str,
-    sets: &Sets,
-    warnings: &mut Vec<String>,
-) {
+/// with them; `None` when it overlaps none.
+fn cidr_warning(net: IpNet, except: &[IpNet], label: &str, sets: &Sets) -> Option<String> {
     let hit = |n: &IpNet| {
         overlaps(&net, n)
             && !except
@@ -696,7 +745,7 @@ fn cidr_warning(
         }
     }
     if cut.is_empty() && kept.is_empty() {
-        return;
+        return None;
     }
     let mut msg = format!("{label}: {net} overlaps cluster addresses");
     if !cut.is_empty() {
@@ -712,7 +761,7 @@ fn cidr_warning(
     if carve(net, except, &sets.not_cidr()).is_none() {
         msg.push_str("; nothing is left: the CIDR matches no peer");
     }
-    warnings.push(msg);
+    Some(msg)
 }
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ pub use entities::Entity;
 pub use error::{ErrorKind, PolicyError, Pos};
 pub use load::{FileReport, FileStatus, Loaded, format_of, load, load_paths, parse_str};
 pub use lower::{
-    ContextError, FailsafeEntry, LowerContext, Lowered, PolicyReport, Report, RuleCounts,
-    RuleOrigin, Selection, lower,
+    CidrOverlap, ContextError, FailsafeEntry, LowerContext, Lowered, PolicyReport, Report,
+    RuleCounts, RuleOrigin, Selection, lower,
 };
 pub use model::{
     CidrPeer, DefaultDeny, Format, IcmpFamily, IcmpMatch, L4Match, Operator, Peer, PeerRule,
