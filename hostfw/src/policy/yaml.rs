@@ -1,12 +1,23 @@
 //! YAML text → [`Node`] trees, one per document, with positions
 //! (saphyr's marked loader: YAML 1.2, so `yes`/`no`/`on` stay strings).
+//!
+//! Nesting is limited to [`MAX_DEPTH`] lists and maps, aliases expanded:
+//! loading recurses once per level, and a file of a few kilobytes of
+//! `- - - …` would otherwise overflow the stack and abort the process.
+
+use std::collections::BTreeMap;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::{Event, Marker, Parser, ScanError};
 
 use super::{
     error::Pos,
     tree::{Entry, Node, Value},
 };
+
+/// The deepest nesting of lists and maps accepted. A policy needs about a
+/// dozen levels (a `List` of objects with their `managedFields`).
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A YAML syntax error: where and what.
 #[derive(Debug)]
@@ -15,17 +26,80 @@ pub(crate) struct SyntaxError {
     pub message: String,
 }
 
+impl From<&ScanError> for SyntaxError {
+    fn from(e: &ScanError) -> Self {
+        Self {
+            pos: marker_pos(e.marker()),
+            message: e.info().to_string(),
+        }
+    }
+}
+
+fn marker_pos(m: &Marker) -> Pos {
+    Pos {
+        line: m.line(),
+        column: m.col() + 1,
+    }
+}
+
 /// Parses every document of `text`. Empty documents come back as
 /// [`Value::Null`].
 pub(crate) fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    let docs = MarkedYaml::load_from_str(text).map_err(|e| SyntaxError {
-        pos: Pos {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-        },
-        message: e.info().to_string(),
-    })?;
+    check_depth(text)?;
+    let docs = MarkedYaml::load_from_str(text).map_err(|e| SyntaxError::from(&e))?;
     Ok(docs.iter().map(convert).collect())
+}
+
+/// Refuses nesting deeper than [`MAX_DEPTH`], reading the parser's events
+/// in a loop (saphyr's loader recurses once per level; so do the loader's
+/// copies of aliased nodes, [`convert`] and dropping the trees). An alias
+/// counts at the depth of the copy the loader makes. Syntax errors come
+/// out as the loader would report them.
+fn check_depth(text: &str) -> Result<(), SyntaxError> {
+    // The lists and maps being read: anchor id (0 = none), height of the
+    // tallest child so far.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    // Anchor id -> height of its node (a scalar 0, a list of scalars 1).
+    let mut heights: BTreeMap<usize, usize> = BTreeMap::new();
+    for event in Parser::new_from_str(text) {
+        let (ev, span) = event.map_err(|e| SyntaxError::from(&e))?;
+        // The height of a node this event completes.
+        let done = match ev {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 0));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => open.pop().map(|(anchor, tallest)| {
+                if anchor != 0 {
+                    heights.insert(anchor, tallest + 1);
+                }
+                tallest + 1
+            }),
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor != 0 {
+                    heights.insert(anchor, 0);
+                }
+                Some(0)
+            }
+            Event::Alias(id) => Some(heights.get(&id).copied().unwrap_or(0)),
+            _ => None,
+        };
+        if let Some(height) = done
+            && let Some(parent) = open.last_mut()
+        {
+            parent.1 = parent.1.max(height);
+        }
+        if open.len() + done.unwrap_or(0) > MAX_DEPTH {
+            return Err(SyntaxError {
+                pos: marker_pos(&span.start),
+                message: format!(
+                    "lists and maps nested more than {MAX_DEPTH} levels deep (counting the \
+                     copies that aliases make); a policy needs about a dozen"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn pos_of(y: &MarkedYaml<'_>) -> Option<Pos> {
@@ -111,5 +185,50 @@ mod tests {
         assert!(err.pos.line >= 2, "{err:?}");
         let err = parse("a: 1\na: 2\n").expect_err("duplicate key");
         assert_eq!(err.pos.line, 2, "{err:?}");
+    }
+
+    /// Regression (found by tests/fuzz_smoke.rs): 1,000 nested block
+    /// lists overflowed a 2 MiB thread stack, aborting the process.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let too_deep = |text: &str| {
+            let err = parse(text).expect_err("too deep");
+            assert!(err.message.contains("more than 64 levels"), "{err:?}");
+            err
+        };
+        let err = too_deep(&"- ".repeat(100_000));
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 1,
+                column: 129
+            },
+            "the 65th list"
+        );
+        let mut indented = String::new();
+        for i in 0..2_000 {
+            indented.push_str(&" ".repeat(i));
+            indented.push_str("a:\n");
+        }
+        too_deep(&indented);
+        too_deep(&format!("{}{}", "[".repeat(200), "]".repeat(200)));
+        too_deep(&format!("{}x{}", "{a: ".repeat(100), "}".repeat(100)));
+        // As deep as allowed.
+        let docs = parse(&format!("{}x", "- ".repeat(MAX_DEPTH))).expect("64 levels");
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn aliases_count_at_their_expanded_depth() {
+        // Each anchor nests the previous one a level deeper: 70 levels
+        // once expanded, though no line is more than 2 deep.
+        let mut text = "a0: &a0 [x]\n".to_string();
+        for i in 1..70 {
+            text.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        let err = parse(&text).expect_err("too deep once expanded");
+        assert!(err.message.contains("aliases"), "{err:?}");
+        assert_eq!(err.pos.line, 64, "{err:?}");
+        parse("a: &a [[x]]\nb: [*a, *a]\nc: &c x\nd: *c\n").expect("shallow aliases");
     }
 }
