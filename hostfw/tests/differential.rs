@@ -3,81 +3,20 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use common::TestDatapath;
+use common::{TestDatapath, frames::frame};
 use hostfw::{
-    craft::Frame,
     datapath::testrun::{Prog, passes},
     datapath::writer::Switch,
     mapstate,
-    refeval::{self, Packet, Verdict},
+    refeval::{self, Verdict},
     ruleset::{Direction, Mode},
     testgen::{PacketOptions, RuleSetOptions, random_packet, random_ruleset},
 };
-use hostfw_common::{proto, stats::Stat};
+use hostfw_common::stats::Stat;
 use rand::{SeedableRng, rngs::StdRng};
 
 const POLICIES: usize = 220;
 const PACKETS_PER_POLICY: usize = 50;
-
-/// A local address unique to case `n`, so no case meets another's
-/// connection-tracking entry.
-fn local(n: u32, v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            (n >> 16) as u16,
-            n as u16,
-        ))
-    } else {
-        IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 | (n & 0x003f_ffff)))
-    }
-}
-
-/// The frame for `pkt` as seen on the wire in its direction.
-fn frame(pkt: &Packet, n: u32) -> Vec<u8> {
-    let me = local(n, pkt.remote.is_ipv6());
-    let (src, dst) = match pkt.direction {
-        Direction::Ingress => (pkt.remote, me),
-        Direction::Egress => (me, pkt.remote),
-    };
-    let sport = 1024 + (n % 60000) as u16;
-    let mut f = match pkt.proto {
-        proto::ICMP | proto::ICMPV6 => {
-            let (t, c) = pkt.icmp.unwrap_or((0, 0));
-            Frame::icmp(src, dst, t, c, sport).with_proto(pkt.proto)
-        }
-        p => Frame::tcp(src, dst, sport, pkt.port.unwrap_or(0)).with_proto(p),
-    };
-    if pkt.policy_port().is_some() {
-        return f.build();
-    }
-    // Unknown port: a non-first fragment (its first fragment never seen).
-    if src.is_ipv4() {
-        f.fragment = Some((8, false));
-        let mut b = f.build();
-        b.truncate(14 + 20);
-        b.extend_from_slice(&[0xee; 16]);
-        b[16..18].copy_from_slice(&36u16.to_be_bytes());
-        b
-    } else {
-        let mut b = f.build();
-        b.truncate(14 + 40);
-        let next = b[14 + 6];
-        b[14 + 6] = 44;
-        let id = n.to_be_bytes();
-        b.extend_from_slice(&[next, 0, 0, 8 << 3, id[0], id[1], id[2], id[3]]);
-        b.extend_from_slice(&[0xee; 16]);
-        b[18..20].copy_from_slice(&24u16.to_be_bytes());
-        b
-    }
-}
 
 fn audited(t: &TestDatapath) -> u64 {
     t.dp.counters().expect("counters").get(Stat::Audited)
