@@ -5,7 +5,8 @@ set -euo pipefail
 
 need_apt=()
 for pkg in rustc-web cargo-web rust-web-src llvm-22-dev iproute2 iputils-ping \
-           bpftool netcat-openbsd ethtool python3 ca-certificates; do
+           bpftool netcat-openbsd ethtool python3 ca-certificates \
+           openssh-server openssh-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
     || need_apt+=("$pkg")
 done

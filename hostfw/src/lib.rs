@@ -11,15 +11,18 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod craft;
 pub mod daemon;
 pub mod datapath;
+pub mod duration;
 pub mod logging;
 pub mod mapstate;
+pub mod netwatch;
 pub mod policy;
 pub mod refeval;
 pub mod ruleset;
+pub mod sockdiag;
 pub mod source;
-// testgen: added by the helper
 pub mod testgen;
 pub mod trace;

@@ -30,7 +30,26 @@ enum Command {
         /// bpffs directory of the pins.
         #[arg(long, default_value = hostfw_common::names::PIN_ROOT, hide = true)]
         pin_root: PathBuf,
+        /// State directory: the confirmed policy and the pending trial.
+        #[arg(long, default_value = daemon::store::DEFAULT_DIR, hide = true)]
+        state_dir: PathBuf,
+        /// Control socket.
+        #[arg(long, default_value = hostfw::control::DEFAULT_SOCKET, hide = true)]
+        socket: PathBuf,
     },
+    /// The daemon's state: mode, trial countdown, interfaces, policies,
+    /// failsafe, last error, counters.
+    Status(cli::control::StatusArgs),
+    /// Apply policy files (or the configured ones afresh), optionally as a
+    /// trial that reverts by itself. Refuses a policy that would cut the
+    /// ssh session it is run from, unless --force.
+    Apply(cli::control::ApplyArgs),
+    /// Make the pending trial the confirmed policy.
+    Confirm(cli::control::SocketArg),
+    /// Revert the pending trial now.
+    Rollback(cli::control::SocketArg),
+    /// Switch to audit or enforce; enforce is applied as a trial.
+    Mode(cli::control::ModeArgs),
     /// Validate policy files offline and show what each policy becomes on
     /// this node; exit non-zero on any error.
     #[command(after_help = cli::NODE_FACTS_HELP)]
@@ -49,11 +68,30 @@ fn main() -> ExitCode {
             config,
             detach_on_exit,
             pin_root,
+            state_dir,
+            socket,
         } => run_daemon(daemon::DaemonOptions {
             config,
             detach_on_exit,
             pin_root,
+            state_dir,
+            socket,
         }),
+        Command::Status(args) => {
+            cli::control::status(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Apply(args) => {
+            cli::control::apply(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Confirm(args) => {
+            cli::control::confirm(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Rollback(args) => {
+            cli::control::rollback(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Mode(args) => {
+            cli::control::mode(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
         Command::Check(args) => cli::check::run(&args, &mut io::stdout(), &mut io::stderr())
             .map_err(anyhow::Error::from),
         Command::Trace(args) => cli::trace::run(&args, &mut io::stdout(), &mut io::stderr())

@@ -8,8 +8,8 @@ use std::{net::IpAddr, path::PathBuf};
 
 use crate::{
     config::Config,
+    daemon::store::{Snapshot, Sources},
     policy::{self, ContextError, FileReport, LowerContext, Lowered, PolicyError, Selection},
-    ruleset::RuleSet,
 };
 
 /// The addresses of this node's interfaces (loopback excluded): part of
@@ -73,17 +73,48 @@ pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
     })
 }
 
-/// The policies of `[policies] paths`: validated, lowered, and logged
-/// (what was selected). Any error rejects the whole set (nothing
-/// half-parsed is enforced).
-pub fn rules_from_config(cfg: &Config) -> Result<RuleSet, String> {
-    let lowered = read(cfg, &cfg.policies.paths)
-        .map_err(|e| e.to_string())?
-        .into_lowered()
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            lines.join("\n")
-        })?;
+/// Lowers a snapshot's sources for this node: the configured paths read
+/// afresh, or the files as applied. Every error, formatted as `hostfw
+/// check` prints it; any error rejects the whole set.
+pub fn lower_snapshot(cfg: &Config, snap: &Snapshot) -> Result<Lowered, Vec<String>> {
+    let strings = |errors: Vec<policy::PolicyError>| {
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    let mut lowered = match &snap.sources {
+        Sources::Configured => read(cfg, &cfg.policies.paths)
+            .map_err(|e| vec![e.to_string()])?
+            .into_lowered()
+            .map_err(strings)?,
+        Sources::Files(files) => {
+            let mut policies = Vec::new();
+            let mut errors = Vec::new();
+            for f in files {
+                let Some(format) = policy::format_of(&f.path) else {
+                    errors.push(format!(
+                        "{}: not a policy file name (*.yaml, *.yml or *.toml)",
+                        f.path.display()
+                    ));
+                    continue;
+                };
+                match policy::parse_str(&f.text, &f.path, format) {
+                    Ok(mut p) => policies.append(&mut p),
+                    Err(e) => errors.extend(strings(e)),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            let ctx = LowerContext::from_config(cfg, &interface_addresses())
+                .map_err(|e| vec![e.to_string()])?;
+            policy::lower(&policies, &ctx)
+        }
+    };
+    lowered.rules.mode = snap.mode;
+    Ok(lowered)
+}
+
+/// Logs what became of each policy: selected or why not, and warnings.
+pub fn log_report(lowered: &Lowered) {
     for p in &lowered.report.policies {
         match &p.selection {
             Selection::Selected => log::info!(
@@ -101,5 +132,4 @@ pub fn rules_from_config(cfg: &Config) -> Result<RuleSet, String> {
             log::warn!("policy {}: {w}", p.name);
         }
     }
-    Ok(lowered.rules)
 }

@@ -3,6 +3,7 @@
 //! the command line and dispatches here.
 
 pub mod check;
+pub mod control;
 pub mod trace;
 
 use std::{
@@ -43,6 +44,15 @@ pub enum CliError {
          pass --policies FILE|DIR to trace offline against policy files"
     )]
     DaemonUnavailable,
+    /// The daemon could not be reached.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The daemon refused the request; nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    /// A bad argument value.
+    #[error("{0}")]
+    Usage(String),
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),

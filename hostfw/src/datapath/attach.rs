@@ -1,16 +1,29 @@
-//! Attaching the programs to an interface: XDP (native, else generic) and
-//! TC on both directions (TCX, else clsact). Link pins make the attachment
-//! outlive the process; a later process adopts them by swapping its own
-//! programs into the same links, so enforcement has no gap.
+//! Attaching the programs to an interface so that they outlive hostfw.
+//!
+//! Two ways, chosen once per loader:
+//! - **Pinned links** (XDP link, TCX links pinned under the pin root): a
+//!   restarted daemon swaps its programs into the same links.
+//! - **Netlink** (XDP through `IFLA_XDP`, TC filters on a clsact qdisc)
+//!   where bpf links cannot be pinned (`BPF_OBJ_PIN` of a link fails with
+//!   EPERM on some kernels and sandboxes). These attachments belong to the
+//!   interface and stay when hostfw exits; a restarted daemon replaces the
+//!   programs in place.
+//!
+//! Either way enforcement has no gap across a restart and a crash leaves
+//! the last policy enforcing (fail static).
 
-use std::{fmt, io, path::Path};
+use std::{
+    fmt,
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::Path,
+};
 
 use aya::{
     Ebpf,
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
-        links::{FdLink, LinkError, PinnedLink},
-        tc::{self, TcAttachOptions},
+        links::{FdLink, PinnedLink},
+        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
         xdp::XdpLink,
     },
     sys::SyscallError,
@@ -18,7 +31,7 @@ use aya::{
 };
 use hostfw_common::names::{PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP};
 
-use super::{DatapathError, bpffs::link_pin};
+use super::{DatapathError, bpffs::link_pin, xdp_netlink};
 
 /// How XDP runs on an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -34,9 +47,9 @@ pub enum XdpAttach {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TcAttach {
-    /// TCX links (kernel 6.6 and later).
+    /// TCX links (kernel 6.6 and later, pinnable links).
     Tcx,
-    /// Filters on a clsact qdisc (older kernels).
+    /// Filters on a clsact qdisc.
     Clsact,
 }
 
@@ -49,9 +62,10 @@ pub struct Attachment {
     pub xdp: XdpAttach,
     /// TC attachment kind.
     pub tc: TcAttach,
-    /// True when existing pinned links were taken over.
+    /// True when an existing attachment was taken over (a restart).
     pub adopted: bool,
-    /// True when the links are pinned (they outlive this process).
+    /// True when the links are pinned; false for netlink attachments
+    /// (which also stay when hostfw exits).
     pub pinned: bool,
 }
 
@@ -66,13 +80,18 @@ impl fmt::Display for Attachment {
             TcAttach::Clsact => "tc ingress+egress (clsact)",
         };
         let how = match (self.adopted, self.pinned) {
-            (true, _) => " (adopted)",
-            (false, true) => "",
-            (false, false) => " (not pinned: detached when hostfw exits)",
+            (true, _) => ", taken over from the previous run",
+            (false, true) => ", links pinned",
+            (false, false) => ", netlink",
         };
         write!(f, "{}: {xdp}, {tc}{how}", self.ifname)
     }
 }
+
+/// Priority of hostfw's clsact filters: first.
+const TC_PRIORITY: u16 = 1;
+/// Handle of hostfw's clsact filters.
+const TC_HANDLE: TcHandle = TcHandle::new(0, 1);
 
 fn xdp_pin_name(mode: XdpAttach) -> &'static str {
     match mode {
@@ -81,48 +100,6 @@ fn xdp_pin_name(mode: XdpAttach) -> &'static str {
     }
 }
 
-fn not_found(e: &LinkError) -> bool {
-    matches!(e, LinkError::SyscallError(SyscallError { io_error, .. })
-        if io_error.kind() == io::ErrorKind::NotFound)
-}
-
-fn open_pin(path: &Path) -> Result<Option<FdLink>, DatapathError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    match PinnedLink::from_pin(path) {
-        Ok(pinned) => Ok(Some(FdLink::from(pinned))),
-        Err(e) if not_found(&e) => Ok(None),
-        Err(e) => Err(DatapathError::LinkPin {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }),
-    }
-}
-
-/// Pins a link. `Ok(false)`: this kernel or sandbox refuses to pin links
-/// (EPERM); the link is then gone and the caller attaches again, held by
-/// this process only.
-fn try_pin(link: FdLink, path: &Path) -> Result<bool, DatapathError> {
-    match link.pin(path) {
-        Ok(_) => Ok(true),
-        Err(aya::pin::PinError::SyscallError(SyscallError { io_error, .. }))
-            if io_error.raw_os_error() == Some(libc::EPERM) =>
-        {
-            log::warn!(
-                "cannot pin links under {} (EPERM): the attachment lasts only while this process runs",
-                path.parent().unwrap_or(path).display()
-            );
-            Ok(false)
-        }
-        Err(e) => Err(DatapathError::LinkPin {
-            path: path.to_path_buf(),
-            message: chain(&e),
-        }),
-    }
-}
-
-/// An error with its causes, for messages.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -134,7 +111,40 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Attaches (or adopts) all three programs on `ifname`.
+fn pin_error(path: &Path, e: &dyn std::error::Error) -> DatapathError {
+    DatapathError::LinkPin {
+        path: path.to_path_buf(),
+        message: chain(e),
+    }
+}
+
+fn open_pin(path: &Path) -> Result<Option<FdLink>, DatapathError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    PinnedLink::from_pin(path)
+        .map(|p| Some(FdLink::from(p)))
+        .map_err(|e| pin_error(path, &e))
+}
+
+/// Pins a link. `Ok(false)`: links cannot be pinned here (EPERM); the link
+/// is then gone and the caller uses netlink instead.
+fn try_pin(link: FdLink, path: &Path) -> Result<bool, DatapathError> {
+    match link.pin(path) {
+        Ok(_) => Ok(true),
+        Err(aya::pin::PinError::SyscallError(SyscallError { io_error, .. }))
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            log::info!(
+                "bpf links cannot be pinned here (EPERM): attaching through netlink, which also outlives hostfw"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(pin_error(path, &e)),
+    }
+}
+
+/// Attaches (or takes over) all three programs on `ifname`.
 ///
 /// `pin_links` remembers whether link pins work here (`None`: not tried).
 pub fn attach(
@@ -143,157 +153,211 @@ pub fn attach(
     ifname: &str,
     pin_links: &mut Option<bool>,
 ) -> Result<Attachment, DatapathError> {
-    if nix::net::if_::if_nametoindex(ifname).is_err() {
-        return Err(DatapathError::NoInterface(ifname.to_owned()));
+    let ifindex = nix::net::if_::if_nametoindex(ifname)
+        .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if tcx
+        && *pin_links != Some(false)
+        && let Some(a) = attach_links(ebpf, pin_root, ifname, pin_links)?
+    {
+        return Ok(a);
     }
-    let (xdp, xdp_adopted) = attach_xdp(ebpf, pin_root, ifname, pin_links)?;
-    let (tc, tc_adopted) = attach_tc(ebpf, pin_root, ifname, pin_links)?;
+    let (xdp, xdp_adopted) = xdp_by_netlink(ebpf, ifname, ifindex)?;
+    let mut tc_adopted = true;
+    for (name, kind) in [
+        (PROG_TC_INGRESS, TcAttachType::Ingress),
+        (PROG_TC_EGRESS, TcAttachType::Egress),
+    ] {
+        tc_adopted &= tc_by_netlink(ebpf, ifname, name, kind)?;
+    }
     Ok(Attachment {
         ifname: ifname.to_owned(),
         xdp,
-        tc,
+        tc: TcAttach::Clsact,
         adopted: xdp_adopted && tc_adopted,
-        pinned: *pin_links == Some(true),
+        pinned: false,
     })
 }
 
-fn attach_xdp(
+/// Pinned XDP and TCX links; `None` when links cannot be pinned here.
+fn attach_links(
     ebpf: &mut Ebpf,
     pin_root: &Path,
     ifname: &str,
     pin_links: &mut Option<bool>,
-) -> Result<(XdpAttach, bool), DatapathError> {
+) -> Result<Option<Attachment>, DatapathError> {
+    // XDP.
     let prog: &mut Xdp = super::program_mut(ebpf, PROG_XDP)?;
+    let mut adopted = None;
     for mode in [XdpAttach::Native, XdpAttach::Generic] {
         let path = link_pin(pin_root, ifname, xdp_pin_name(mode));
         if let Some(fd_link) = open_pin(&path)? {
-            let link = XdpLink::try_from(fd_link).map_err(|e| DatapathError::LinkPin {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let link = XdpLink::try_from(fd_link).map_err(|e| pin_error(&path, &e))?;
             prog.attach_to_link(link)
                 .map_err(|e| DatapathError::program(PROG_XDP, format!("replace on {ifname}"), e))?;
-            return Ok((mode, true));
+            adopted = Some(mode);
+            break;
         }
     }
-    let (id, mode) = match prog.attach(ifname, XdpMode::Driver) {
-        Ok(id) => (id, XdpAttach::Native),
-        Err(native) => match prog.attach(ifname, XdpMode::Skb) {
-            Ok(id) => (id, XdpAttach::Generic),
-            Err(generic) => {
-                return Err(DatapathError::program(
-                    PROG_XDP,
-                    format!("attach to {ifname} (native: {native})"),
-                    generic,
-                ));
+    let xdp = match adopted {
+        Some(mode) => mode,
+        None => {
+            let (id, mode) = match prog.attach(ifname, XdpMode::Driver) {
+                Ok(id) => (id, XdpAttach::Native),
+                Err(_) => (
+                    prog.attach(ifname, XdpMode::Skb).map_err(|e| {
+                        DatapathError::program(PROG_XDP, format!("attach to {ifname}"), e)
+                    })?,
+                    XdpAttach::Generic,
+                ),
+            };
+            let link = prog
+                .take_link(id)
+                .map_err(|e| DatapathError::program(PROG_XDP, "take link", e))?;
+            let path = link_pin(pin_root, ifname, xdp_pin_name(mode));
+            let fd_link = FdLink::try_from(link).map_err(|e| pin_error(&path, &e))?;
+            let pinned = try_pin(fd_link, &path)?;
+            *pin_links = Some(pinned);
+            if !pinned {
+                return Ok(None);
             }
-        },
+            mode
+        }
     };
-    if *pin_links == Some(false) {
-        return Ok((mode, false));
-    }
-    let link = prog
-        .take_link(id)
-        .map_err(|e| DatapathError::program(PROG_XDP, "take link", e))?;
-    let path = link_pin(pin_root, ifname, xdp_pin_name(mode));
-    let fd_link = FdLink::try_from(link).map_err(|e| DatapathError::LinkPin {
-        path: path.clone(),
-        message: format!("XDP attached through netlink, not a link: {e}"),
-    })?;
-    let pinned = try_pin(fd_link, &path)?;
-    *pin_links = Some(pinned);
-    if !pinned {
-        let flags = match mode {
-            XdpAttach::Native => XdpMode::Driver,
-            XdpAttach::Generic => XdpMode::Skb,
-        };
-        prog.attach(ifname, flags)
-            .map_err(|e| DatapathError::program(PROG_XDP, format!("attach to {ifname}"), e))?;
-    }
-    Ok((mode, false))
-}
-
-fn attach_tc(
-    ebpf: &mut Ebpf,
-    pin_root: &Path,
-    ifname: &str,
-    pin_links: &mut Option<bool>,
-) -> Result<(TcAttach, bool), DatapathError> {
-    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    let mut adopted = true;
+    // TCX.
     for (name, kind) in [
         (PROG_TC_INGRESS, TcAttachType::Ingress),
         (PROG_TC_EGRESS, TcAttachType::Egress),
     ] {
         let prog: &mut SchedClassifier = super::program_mut(ebpf, name)?;
         let path = link_pin(pin_root, ifname, name);
-        if tcx && let Some(fd_link) = open_pin(&path)? {
-            let link = fd_link
-                .try_into()
-                .map_err(|e: LinkError| DatapathError::LinkPin {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+        if let Some(fd_link) = open_pin(&path)? {
+            let link = SchedClassifierLink::try_from(fd_link).map_err(|e| pin_error(&path, &e))?;
             prog.attach_to_link(link)
                 .map_err(|e| DatapathError::program(name, format!("replace on {ifname}"), e))?;
             continue;
         }
-        adopted = false;
-        if tcx {
-            let id = prog
-                .attach_with_options(ifname, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
-                .map_err(|e| {
-                    DatapathError::program(name, format!("attach (tcx) to {ifname}"), e)
-                })?;
-            if *pin_links == Some(false) {
-                continue;
-            }
-            let link = prog
-                .take_link(id)
-                .map_err(|e| DatapathError::program(name, "take link", e))?;
-            let fd_link = FdLink::try_from(link).map_err(|e| DatapathError::LinkPin {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let pinned = try_pin(fd_link, &path)?;
-            *pin_links = Some(pinned);
-            if !pinned {
-                prog.attach_with_options(
-                    ifname,
-                    kind,
-                    TcAttachOptions::TcxOrder(LinkOrder::first()),
-                )
-                .map_err(|e| {
-                    DatapathError::program(name, format!("attach (tcx) to {ifname}"), e)
-                })?;
-            }
-        } else {
-            // clsact: the filter lives on the qdisc; it stays while this
-            // process holds the program and is removed on detach.
-            if let Err(e) = tc::qdisc_add_clsact(ifname) {
-                let exists = match &e {
-                    tc::TcError::AlreadyAttached => true,
-                    tc::TcError::NetlinkError(n) => n.raw_os_error() == Some(libc::EEXIST),
-                    _ => false,
-                };
-                if !exists {
-                    return Err(DatapathError::LinkPin {
-                        path: path.clone(),
-                        message: format!("adding clsact qdisc to {ifname}: {e}"),
-                    });
-                }
-            }
-            prog.attach(ifname, kind).map_err(|e| {
-                DatapathError::program(name, format!("attach (clsact) to {ifname}"), e)
-            })?;
-        }
+        let id = prog
+            .attach_with_options(ifname, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
+            .map_err(|e| DatapathError::program(name, format!("attach (tcx) to {ifname}"), e))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| DatapathError::program(name, "take link", e))?;
+        let fd_link = FdLink::try_from(link).map_err(|e| pin_error(&path, &e))?;
+        link_pinned(try_pin(fd_link, &path)?, &path)?;
     }
-    let kind = if tcx { TcAttach::Tcx } else { TcAttach::Clsact };
-    Ok((kind, adopted))
+    Ok(Some(Attachment {
+        ifname: ifname.to_owned(),
+        xdp,
+        tc: TcAttach::Tcx,
+        adopted: adopted.is_some(),
+        pinned: true,
+    }))
 }
 
-/// Removes every pinned link of `ifname`, detaching the programs.
-pub fn detach(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
+fn link_pinned(pinned: bool, path: &Path) -> Result<(), DatapathError> {
+    if pinned {
+        Ok(())
+    } else {
+        Err(DatapathError::LinkPin {
+            path: path.to_path_buf(),
+            message: "the XDP link could be pinned but this TCX link could not".into(),
+        })
+    }
+}
+
+/// XDP through `IFLA_XDP`: native where the driver supports it; an
+/// existing hostfw attachment is replaced in its own mode.
+fn xdp_by_netlink(
+    ebpf: &mut Ebpf,
+    ifname: &str,
+    ifindex: u32,
+) -> Result<(XdpAttach, bool), DatapathError> {
+    let prog: &mut Xdp = super::program_mut(ebpf, PROG_XDP)?;
+    let fd = prog
+        .fd()
+        .map_err(|e| DatapathError::program(PROG_XDP, "fd", e))?
+        .as_fd()
+        .as_raw_fd();
+    let existing = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
+    let modes: &[XdpAttach] = match existing {
+        Some(a) if a.native => &[XdpAttach::Native],
+        Some(_) => &[XdpAttach::Generic],
+        None => &[XdpAttach::Native, XdpAttach::Generic],
+    };
+    let mut last = None;
+    for &mode in modes {
+        let flags = match mode {
+            XdpAttach::Native => xdp_netlink::XDP_FLAGS_DRV_MODE,
+            XdpAttach::Generic => xdp_netlink::XDP_FLAGS_SKB_MODE,
+        };
+        match xdp_netlink::set(ifindex, fd, flags) {
+            Ok(()) => return Ok((mode, existing.is_some())),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(netlink_error(
+        ifname,
+        &last.unwrap_or_else(|| std::io::Error::other("no XDP mode to try")),
+    ))
+}
+
+fn netlink_error(ifname: &str, e: &std::io::Error) -> DatapathError {
+    DatapathError::Netlink {
+        ifname: ifname.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// A clsact filter of hostfw's priority and handle; an existing one is
+/// replaced in place. Returns whether one existed.
+fn tc_by_netlink(
+    ebpf: &mut Ebpf,
+    ifname: &str,
+    name: &'static str,
+    kind: TcAttachType,
+) -> Result<bool, DatapathError> {
+    if let Err(e) = tc::qdisc_add_clsact(ifname) {
+        let exists = match &e {
+            tc::TcError::AlreadyAttached => true,
+            tc::TcError::NetlinkError(n) => n.raw_os_error() == Some(libc::EEXIST),
+            _ => false,
+        };
+        if !exists {
+            return Err(DatapathError::Netlink {
+                ifname: ifname.to_owned(),
+                message: format!("adding the clsact qdisc: {e}"),
+            });
+        }
+    }
+    let prog: &mut SchedClassifier = super::program_mut(ebpf, name)?;
+    let options = TcAttachOptions::Netlink(NlOptions {
+        priority: TC_PRIORITY,
+        handle: TC_HANDLE,
+        classid: None,
+    });
+    let (id, existed) = match prog.attach_with_options(ifname, kind, options) {
+        Ok(id) => (id, false),
+        Err(first) => {
+            let link = SchedClassifierLink::attached(ifname, kind, TC_PRIORITY, TC_HANDLE, None)
+                .map_err(|e| netlink_error(ifname, &e))?;
+            let id = prog.attach_to_link(link).map_err(|e| {
+                DatapathError::program(name, format!("attach to {ifname} ({first}; replace)"), e)
+            })?;
+            (id, true)
+        }
+    };
+    let link = prog
+        .take_link(id)
+        .map_err(|e| DatapathError::program(name, "take link", e))?;
+    // The filter must outlive this process: dropping the link would remove
+    // it. It holds no file descriptor, only where the filter is.
+    std::mem::forget(link);
+    Ok(existed)
+}
+
+/// Removes every pinned link of `ifname`, detaching those programs.
+pub fn detach_links(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
     let mut errors = Vec::new();
     let names = [
         xdp_pin_name(XdpAttach::Native),
@@ -309,17 +373,10 @@ pub fn detach(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
         match PinnedLink::from_pin(&path) {
             Ok(pinned) => {
                 if let Err(e) = pinned.unpin() {
-                    errors.push(DatapathError::LinkPin {
-                        path,
-                        message: e.to_string(),
-                    });
+                    errors.push(pin_error(&path, &e));
                 }
             }
-            Err(e) if not_found(&e) => {}
-            Err(e) => errors.push(DatapathError::LinkPin {
-                path,
-                message: e.to_string(),
-            }),
+            Err(e) => errors.push(pin_error(&path, &e)),
         }
     }
     if errors.is_empty() {
@@ -327,6 +384,37 @@ pub fn detach(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Removes hostfw's netlink attachments (XDP and clsact filters, found by
+/// program name) from `ifname`.
+pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
+    let ifindex = nix::net::if_::if_nametoindex(ifname)
+        .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
+    let mut found = false;
+    if let Some(a) = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))? {
+        let ours = aya::programs::loaded_programs()
+            .flatten()
+            .any(|p| p.id() == a.prog_id && p.name_as_str() == Some(PROG_XDP));
+        if ours {
+            let flags = if a.native {
+                xdp_netlink::XDP_FLAGS_DRV_MODE
+            } else {
+                xdp_netlink::XDP_FLAGS_SKB_MODE
+            };
+            xdp_netlink::set(ifindex, -1, flags).map_err(|e| netlink_error(ifname, &e))?;
+            found = true;
+        }
+    }
+    for (name, kind) in [
+        (PROG_TC_INGRESS, TcAttachType::Ingress),
+        (PROG_TC_EGRESS, TcAttachType::Egress),
+    ] {
+        if tc::qdisc_detach_program(ifname, kind, name).is_ok() {
+            found = true;
+        }
+    }
+    Ok(found)
 }
 
 /// Interfaces that have pinned links under `pin_root`.

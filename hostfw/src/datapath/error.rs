@@ -64,6 +64,14 @@ pub enum DatapathError {
         /// What went wrong.
         message: String,
     },
+    /// A netlink request about an interface failed.
+    #[error("{ifname}: {message}")]
+    Netlink {
+        /// Interface.
+        ifname: String,
+        /// What failed.
+        message: String,
+    },
     /// The interface does not exist.
     #[error("interface {0} does not exist")]
     NoInterface(String),

@@ -15,6 +15,7 @@ pub mod events;
 pub mod slots;
 pub mod testrun;
 pub mod writer;
+pub mod xdp_netlink;
 
 use std::path::{Path, PathBuf};
 
@@ -166,7 +167,7 @@ impl Datapath {
     pub fn remove_all(pin_root: &Path) -> Result<(), Vec<DatapathError>> {
         let mut errors = Vec::new();
         for ifname in attach::pinned_interfaces(pin_root) {
-            if let Err(mut e) = attach::detach(pin_root, &ifname) {
+            if let Err(mut e) = attach::detach_links(pin_root, &ifname) {
                 errors.append(&mut e);
             }
         }

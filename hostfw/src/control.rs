@@ -1,0 +1,188 @@
+//! The control socket: requests from the `hostfw` CLI to the daemon and
+//! their answers, one JSON object per line. The socket is root-only.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::store::SourceFile;
+
+/// Default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/hostfw/hostfw.sock";
+
+/// Largest request or answer accepted, in bytes.
+pub const MAX_MESSAGE: usize = 8 << 20;
+
+/// What the CLI asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The daemon's state.
+    Status,
+    /// Apply a policy: these files, or the configured paths afresh.
+    Apply {
+        /// Files to apply; `None`: the configuration's `[policies] paths`.
+        files: Option<Vec<SourceFile>>,
+        /// Trial duration in milliseconds; `None`: confirmed at once.
+        trial_ms: Option<u64>,
+        /// Apply even if the lockout preflight finds a session it would cut.
+        force: bool,
+        /// The caller's `SSH_CONNECTION`, if any.
+        ssh_connection: Option<String>,
+    },
+    /// Make the pending trial the confirmed policy.
+    Confirm,
+    /// Revert the pending trial now.
+    Rollback,
+    /// Switch between audit and enforce (enforce is applied as a trial).
+    Mode {
+        /// "audit" or "enforce".
+        mode: String,
+        /// Trial duration in milliseconds; `None`: the configured default
+        /// for enforce, confirmed at once for audit.
+        trial_ms: Option<u64>,
+        /// As for apply.
+        force: bool,
+        /// As for apply.
+        ssh_connection: Option<String>,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// What happened, for people.
+    pub message: String,
+    /// The state afterwards.
+    pub status: Option<Status>,
+}
+
+/// The daemon's state, as `hostfw status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// "audit" or "enforce", as enforced now.
+    pub mode: String,
+    /// Policy revision in the kernel.
+    pub revision: u32,
+    /// Where the enforced policy comes from: "configured paths" or files.
+    pub source: String,
+    /// The pending trial.
+    pub trial: Option<TrialStatus>,
+    /// Attached interfaces.
+    pub interfaces: Vec<InterfaceStatus>,
+    /// Policies and what became of them.
+    pub policies: Vec<PolicyStatus>,
+    /// Ingress is default-deny.
+    pub default_deny_ingress: bool,
+    /// Egress is default-deny.
+    pub default_deny_egress: bool,
+    /// Failsafe entries, always allowed.
+    pub failsafe: Vec<String>,
+    /// The last reload or apply error, with its location.
+    pub last_error: Option<String>,
+    /// Connection-tracking entries in use (sampled) and capacity.
+    pub conntrack: MapUsage,
+    /// Packet counters by kind.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// A pending trial.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialStatus {
+    /// Seconds until it reverts by itself.
+    pub remaining_secs: u64,
+    /// The trial's mode.
+    pub mode: String,
+    /// The trial's source.
+    pub source: String,
+}
+
+/// An attached interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    /// Name.
+    pub name: String,
+    /// "native" or "generic".
+    pub xdp: String,
+    /// "tcx" or "clsact".
+    pub tc: String,
+    /// Links pinned (they outlive the daemon).
+    pub pinned: bool,
+}
+
+/// A policy as the daemon sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// Name.
+    pub name: String,
+    /// File.
+    pub file: String,
+    /// "selected", or "not selected: why", or "skipped: why".
+    pub selection: String,
+    /// Rules it contributes.
+    pub rules: usize,
+}
+
+/// Entries in use of a map, and its capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapUsage {
+    /// Entries in use.
+    pub used: u64,
+    /// Capacity.
+    pub capacity: u64,
+}
+
+/// A request that could not be sent or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No daemon listens.
+    #[error(
+        "cannot reach the daemon at {path}: {source} (is `hostfw daemon` running? `systemctl status hostfw`)"
+    )]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Sending or receiving failed.
+    #[error("talking to the daemon at {path}: {source}")]
+    Io {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The answer was not understood.
+    #[error("the daemon's answer is not understood: {0}")]
+    Decode(#[source] serde_json::Error),
+}
+
+/// Sends one request and waits for the answer.
+pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    let io = |source| ControlError::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|source| ControlError::Connect {
+        path: socket.to_path_buf(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let mut line = serde_json::to_string(req).map_err(ControlError::Decode)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    let mut reader = BufReader::new(stream.take(MAX_MESSAGE as u64));
+    let mut answer = String::new();
+    reader.read_line(&mut answer).map_err(io)?;
+    serde_json::from_str(&answer).map_err(ControlError::Decode)
+}

@@ -1,0 +1,265 @@
+//! `hostfw daemon`: load, attach to the managed interfaces, enforce the
+//! policy, serve the control socket, report verdicts until stopped.
+
+mod control_server;
+mod notify;
+pub mod preflight;
+pub mod service;
+pub mod store;
+
+use std::{path::PathBuf, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use hostfw_common::names::MAP_EVENTS;
+use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
+
+use crate::{
+    config::Config,
+    control::{Request, Response},
+    datapath::{Datapath, DatapathError, LoadOptions, events::VerdictEvent},
+    duration,
+    ruleset::Mode,
+};
+
+/// Options of `hostfw daemon`.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Detach from every interface and remove the pins on exit, instead of
+    /// leaving the last policy enforcing.
+    pub detach_on_exit: bool,
+    /// Pin directory.
+    pub pin_root: PathBuf,
+    /// State directory (confirmed policy, pending trial).
+    pub state_dir: PathBuf,
+    /// Control socket.
+    pub socket: PathBuf,
+}
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The policy could not be enforced.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// Kernel side.
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    /// Runtime.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Names of the interfaces the configuration manages, sorted. Asked of
+/// the kernel over netlink: `/sys/class/net` shows the interfaces of the
+/// namespace that mounted sysfs, which need not be this one.
+pub async fn managed_interfaces(cfg: &Config) -> Result<Vec<String>, DaemonError> {
+    let links = crate::netwatch::snapshot()
+        .await
+        .map_err(|e| DaemonError::Io {
+            what: "listing interfaces",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let mut names: Vec<String> = links
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| cfg.interfaces.manages(n))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    // Signals first: a Ctrl-C during attach must still detach cleanly.
+    let io = |what| move |source| DaemonError::Io { what, source };
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
+    let mut hup = tokio::signal::unix::signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
+    let cfg = Config::load(&opts.config)?;
+    let dp = Datapath::load(&LoadOptions {
+        pin_root: opts.pin_root.clone(),
+        ..LoadOptions::default()
+    })?;
+    let store = store::Store::new(&opts.state_dir);
+    let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp)
+        .map_err(|e| DaemonError::Policy(e.0))?;
+    let ifaces = managed_interfaces(svc.config()).await?;
+    if ifaces.is_empty() {
+        log::warn!("no interface matches [interfaces] include/exclude: nothing is filtered");
+    }
+    for ifname in &ifaces {
+        match svc.datapath().attach(ifname) {
+            Ok(a) => {
+                log::info!("attached {a}");
+                svc.attached(a);
+            }
+            Err(e) => log::error!("{ifname}: not attached: {e}"),
+        }
+    }
+    let (_watcher, mut net) =
+        crate::netwatch::Watcher::start()
+            .await
+            .map_err(|e| DaemonError::Io {
+                what: "watching interfaces",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+    let (tx, mut requests) = tokio::sync::mpsc::channel(16);
+    let server = control_server::serve(&opts.socket, tx).map_err(io("control socket"))?;
+    let mut events = event_stream(svc.datapath())?;
+    notify::ready();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    log::info!("ready; control socket {}", opts.socket.display());
+    let result = loop {
+        tokio::select! {
+            _ = term.recv() => break Ok(()),
+            _ = int.recv() => break Ok(()),
+            _ = hup.recv() => svc.reload("SIGHUP"),
+            Some((req, reply)) = requests.recv() => {
+                let answer = handle(&mut svc, req);
+                let _ = reply.send(answer);
+            }
+            _ = tick.tick() => svc.tick(),
+            Some(ev) = net.recv() => on_net_event(&mut svc, ev),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            guard = events.readable_mut() => {
+                let mut guard = guard.map_err(io("reading events"))?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    if let Some(ev) = VerdictEvent::decode(&item) {
+                        println!("{ev}");
+                    }
+                }
+                guard.clear_ready();
+            }
+        }
+    };
+    server.abort();
+    let _ = std::fs::remove_file(&opts.socket);
+    let attached: Vec<String> = svc
+        .status()
+        .interfaces
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    drop(svc);
+    if opts.detach_on_exit {
+        for ifname in &attached {
+            if let Err(e) = crate::datapath::attach::detach_netlink(ifname) {
+                log::error!("detach from {ifname}: {e}");
+            }
+        }
+        match Datapath::remove_all(&opts.pin_root) {
+            Ok(()) => log::info!("detached from {} and removed the pins", attached.join(", ")),
+            Err(errors) => {
+                for e in errors {
+                    log::error!("detach: {e}");
+                }
+            }
+        }
+    } else {
+        log::info!("stopping; the programs stay attached and enforce the last policy");
+    }
+    result
+}
+
+/// A link appeared or went away, or addresses changed.
+fn on_net_event(svc: &mut service::Service, ev: crate::netwatch::NetEvent) {
+    use crate::netwatch::NetEvent;
+    match ev {
+        NetEvent::LinkAdded { name, .. } if svc.config().interfaces.manages(&name) => {
+            match svc.datapath().attach(&name) {
+                Ok(a) => {
+                    log::info!("new interface: attached {a}");
+                    svc.attached(a);
+                }
+                Err(e) => log::error!("new interface {name}: not attached: {e}"),
+            }
+        }
+        NetEvent::LinkAdded { .. } => {}
+        NetEvent::LinkRemoved { name, .. } => {
+            log::info!("interface {name} went away");
+            svc.detached(&name);
+        }
+        NetEvent::AddressesChanged => svc.addresses_changed(),
+    }
+}
+
+/// Carries out one control request.
+fn handle(svc: &mut service::Service, req: Request) -> Response {
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let result = match req {
+        Request::Status => Ok(String::new()),
+        Request::Apply {
+            files,
+            trial_ms,
+            force,
+            ssh_connection,
+        } => svc.apply(files, ms(trial_ms), force, ssh_connection.as_deref()),
+        Request::Confirm => svc.confirm(),
+        Request::Rollback => svc.rollback("hostfw rollback"),
+        Request::Mode {
+            mode,
+            trial_ms,
+            force,
+            ssh_connection,
+        } => match mode.as_str() {
+            "audit" => svc.set_mode(Mode::Audit, ms(trial_ms), force, ssh_connection.as_deref()),
+            "enforce" => svc.set_mode(
+                Mode::Enforce,
+                ms(trial_ms),
+                force,
+                ssh_connection.as_deref(),
+            ),
+            other => Err(service::Refused(format!(
+                "unknown mode {other:?}: expected audit or enforce"
+            ))),
+        },
+    };
+    let (ok, message) = match result {
+        Ok(m) => (true, m),
+        Err(e) => (false, e.0),
+    };
+    Response {
+        ok,
+        message,
+        status: Some(svc.status()),
+    }
+}
+
+/// The event ring buffer, readable from tokio.
+fn event_stream(dp: &mut Datapath) -> Result<AsyncFd<RingBuf<MapData>>, DaemonError> {
+    let map = dp
+        .ebpf_mut()
+        .take_map(MAP_EVENTS)
+        .ok_or(DatapathError::Missing {
+            kind: "map",
+            name: MAP_EVENTS,
+        })?;
+    let ring: RingBuf<MapData> =
+        RingBuf::try_from(map).map_err(|e| DatapathError::map(MAP_EVENTS, "open", e))?;
+    // SAFETY: the ring buffer owns its fd, which stays open and the same
+    // for as long as the AsyncFd owns the ring buffer.
+    unsafe { AsyncFd::register(ring) }.map_err(|e| DaemonError::Io {
+        what: "watching the event ring buffer",
+        source: e.into(),
+    })
+}
+
+/// The configured default trial, for messages.
+#[must_use]
+pub fn default_trial(cfg: &Config) -> Option<Duration> {
+    duration::parse(&cfg.trial.default).ok()
+}

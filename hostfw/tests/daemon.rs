@@ -1,0 +1,361 @@
+//! The daemon as an operator drives it: started in a network namespace,
+//! controlled with the `hostfw` CLI over its socket, with real traffic from
+//! another namespace. Trials revert by the daemon's timer, by the kernel
+//! when the daemon was killed, and from the persisted record when it
+//! restarts after the deadline. Needs root.
+
+mod common;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{Pair, traffic};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hostfw");
+const SHORT: Duration = Duration::from_millis(600);
+const LONG: Duration = Duration::from_secs(3);
+
+struct Daemon {
+    dir: PathBuf,
+    netns: String,
+    pin_root: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn new(pair: &Pair) -> Self {
+        let dir = std::env::temp_dir().join(format!("hostfw-daemon-test-{}", pair.id));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("policies")).expect("dirs");
+        fs::write(
+            dir.join("hostfw.toml"),
+            "mode = \"enforce\"\n[interfaces]\ninclude = [\"hn*\"]\nexclude = []\n\
+                 [failsafe]\ninbound = []\noutbound = []\n[trial]\ndefault = \"3s\"\n\
+                 [policies]\npaths = [\"policies\"]\n",
+        )
+        .expect("config");
+        fs::write(
+            dir.join("policies/web.toml"),
+            policy("web", &["8080", "9090"]),
+        )
+        .expect("policy");
+        fs::write(dir.join("only-8080.toml"), policy("only-8080", &["8080"])).expect("policy");
+        Self {
+            pin_root: PathBuf::from(format!("/sys/fs/bpf/hostfw-daemon-test-{}", pair.id)),
+            netns: pair.node.name.clone(),
+            dir,
+            child: None,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("hostfw.sock")
+    }
+
+    fn start(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(BIN)
+            .args(["daemon", "--config"])
+            .arg(self.dir.join("hostfw.toml"))
+            .arg("--pin-root")
+            .arg(&self.pin_root)
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--socket")
+            .arg(self.socket())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if self.cli(&["status", "-o", "json"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not answer within 15 s:\n{}", self.log());
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut all: Vec<&str> = args.to_vec();
+        let socket = self.socket();
+        let socket = socket.to_str().expect("utf-8 path");
+        all.extend(["--socket", socket]);
+        Command::new(BIN).args(&all).output().expect("run hostfw")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "hostfw {args:?} failed: {}{}\n--- daemon log ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "-o", "json"])).expect("status is JSON")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = hostfw::datapath::Datapath::remove_all(&self.pin_root);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn policy(name: &str, ports: &[&str]) -> String {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{{ port = \"{p}\", protocol = \"TCP\" }}"))
+        .collect();
+    format!(
+        "[[policy]]\nname = \"{name}\"\nnodeSelector = {{}}\n\n[[policy.ingress]]\n\
+         toPorts = [{{ ports = [{}] }}]\n",
+        ports.join(", ")
+    )
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn trials_revert_by_timer_by_kernel_and_from_the_record() {
+    let pair = Pair::new();
+    let mut d = Daemon::new(&pair);
+    d.start();
+    traffic::tcp_server(&pair.node, 8080);
+    traffic::tcp_server(&pair.node, 9090);
+    let node = pair.node_v4;
+    let reach = |port| traffic::tcp_ok(&pair.peer, node, port, SHORT);
+
+    let s = d.status();
+    assert_eq!(s["mode"], "enforce");
+    assert!(
+        s["interfaces"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|i| i["name"] == pair.node_if.as_str()),
+        "{s}"
+    );
+    assert!(
+        reach(9090) && traffic::tcp_ok(&pair.peer, node, 8080, LONG),
+        "confirmed policy allows both"
+    );
+    assert!(!reach(7070), "default deny");
+
+    // 1. The daemon's timer reverts.
+    let only = d.dir.join("only-8080.toml");
+    let msg = d.ok(&["apply", path(&only), "--trial", "2s"]);
+    assert!(msg.contains("reverts in 2s"), "{msg}");
+    assert!(!reach(9090), "trial denies 9090");
+    assert!(reach(8080));
+    assert!(
+        d.status()["trial"]["remaining_secs"]
+            .as_u64()
+            .is_some_and(|r| r <= 2)
+    );
+    wait_until("timer revert", Duration::from_secs(5), || reach(9090));
+    wait_until("status: trial over", Duration::from_secs(2), || {
+        d.status()["trial"].is_null()
+    });
+    assert!(
+        d.log().contains("reverted (deadline passed)"),
+        "{}",
+        d.log()
+    );
+
+    // 2. The daemon is killed during a trial: the last policy stays
+    //    enforced (fail static) and the kernel reverts at the deadline.
+    d.ok(&["apply", path(&only), "--trial", "3s"]);
+    assert!(!reach(9090));
+    d.kill();
+    assert!(!reach(9090), "killed daemon: still enforcing the trial");
+    assert!(!reach(7070), "killed daemon: still enforcing default deny");
+    wait_until("kernel revert", Duration::from_secs(6), || reach(9090));
+    assert!(
+        !reach(7070),
+        "after the kernel revert: confirmed policy, not open"
+    );
+
+    // 3. Restart after the deadline: the record is reverted at start.
+    d.start();
+    assert!(
+        d.log().contains("expired while hostfw was not running"),
+        "{}",
+        d.log()
+    );
+    let s = d.status();
+    assert!(s["trial"].is_null(), "{s}");
+    assert!(reach(9090) && !reach(7070));
+
+    // 4. Restart during a trial: resumed with the time left.
+    d.ok(&["apply", path(&only), "--trial", "4s"]);
+    d.kill();
+    d.start();
+    let s = d.status();
+    assert!(
+        s["trial"]["remaining_secs"].as_u64().is_some(),
+        "trial resumed: {s}"
+    );
+    assert!(!reach(9090), "still the trial");
+    wait_until("revert after resume", Duration::from_secs(7), || {
+        reach(9090)
+    });
+
+    // 5. Confirm makes a trial stick, across a restart too.
+    d.ok(&["apply", path(&only), "--trial", "30s"]);
+    d.ok(&["confirm"]);
+    d.kill();
+    d.start();
+    assert!(d.status()["trial"].is_null());
+    assert!(
+        !reach(9090) && reach(8080),
+        "confirmed policy after restart"
+    );
+    d.ok(&["apply"]);
+    assert!(reach(9090), "back to the configured paths");
+}
+
+#[test]
+fn preflight_reload_errors_and_hotplug() {
+    let pair = Pair::new();
+    let mut d = Daemon::new(&pair);
+    d.start();
+    let node = pair.node_v4;
+    traffic::tcp_server(&pair.node, 8080);
+
+    // Lockout preflight: the caller's ssh session would be cut.
+    let only = d.dir.join("only-8080.toml");
+    let ssh = format!("{} 50000 {} 22", pair.peer_v4, node);
+    let refused = Command::new(BIN)
+        .env("SSH_CONNECTION", &ssh)
+        .args(["apply", path(&only), "--socket", path(&d.socket())])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success(), "must refuse");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&format!("{} port 50000 to port 22", pair.peer_v4)),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    let forced = Command::new(BIN)
+        .env("SSH_CONNECTION", &ssh)
+        .args([
+            "apply",
+            path(&only),
+            "--force",
+            "--socket",
+            path(&d.socket()),
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    d.ok(&["apply"]);
+
+    // A broken policy file on reload: the running policy stays; status says
+    // where the error is.
+    fs::write(
+        d.dir.join("policies/broken.yaml"),
+        "apiVersion: cilium.io/v2\nkind: Nope\n",
+    )
+    .expect("write");
+    let pid = d.child.as_ref().expect("running").id();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    wait_until("reload error in status", Duration::from_secs(5), || {
+        d.status()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("broken.yaml:2:"))
+    });
+    assert!(
+        traffic::tcp_ok(&pair.peer, node, 8080, LONG),
+        "running policy still allows 8080"
+    );
+    fs::remove_file(d.dir.join("policies/broken.yaml")).expect("remove");
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    wait_until("reload ok", Duration::from_secs(5), || {
+        d.status()["last_error"].is_null()
+    });
+
+    // Hotplug: a new matching interface is attached within a second.
+    let new_if = format!("hn{}x", pair.id);
+    let start = Instant::now();
+    common::sh(&[
+        "ip",
+        "-n",
+        &pair.node.name,
+        "link",
+        "add",
+        &new_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("hq{}x", pair.id),
+    ]);
+    wait_until("hotplug attach", Duration::from_secs(1), || {
+        d.status()["interfaces"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["name"] == new_if.as_str()))
+    });
+    eprintln!("new interface attached after {:?}", start.elapsed());
+    common::sh(&["ip", "-n", &pair.node.name, "link", "del", &new_if]);
+    wait_until("hotplug detach", Duration::from_secs(1), || {
+        d.status()["interfaces"]
+            .as_array()
+            .is_some_and(|l| !l.iter().any(|i| i["name"] == new_if.as_str()))
+    });
+}
