@@ -6,6 +6,7 @@
 //! or a needed kernel feature they fail and say what is missing.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod daemon;
 pub mod frames;
 pub mod traffic;
 
