@@ -18,6 +18,7 @@ pub mod datapath;
 pub mod duration;
 pub mod logging;
 pub mod mapstate;
+pub mod metrics;
 pub mod netwatch;
 pub mod policy;
 pub mod refeval;

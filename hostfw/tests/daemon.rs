@@ -179,6 +179,29 @@ fn preflight_reload_errors_and_hotplug() {
         traffic::tcp_ok(&pair.peer, node, 8080, LONG),
         "running policy still allows 8080"
     );
+    // Metrics (on the node namespace's loopback) count the failed reload.
+    wait_until(
+        "metrics show the failed reload",
+        Duration::from_secs(5),
+        || {
+            let m = metrics(&pair);
+            sample(&m, "hostfw_reloads_total{result=\"error\"}").is_some_and(|v| v >= 1.0)
+        },
+    );
+    let m = metrics(&pair);
+    assert_eq!(sample(&m, "hostfw_mode_enforce"), Some(1.0), "{m}");
+    assert!(
+        sample(&m, "hostfw_policy_revision").is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "hostfw_interface_info{{interface=\"{}\"",
+            pair.node_if
+        )),
+        "{m}"
+    );
+    assert!(m.contains("# TYPE hostfw_packets_total counter"), "{m}");
     fs::remove_file(d.dir.join("policies/broken.yaml")).expect("remove");
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
@@ -216,4 +239,26 @@ fn preflight_reload_errors_and_hotplug() {
             .as_array()
             .is_some_and(|l| !l.iter().any(|i| i["name"] == new_if.as_str()))
     });
+}
+
+/// GET /metrics on the node namespace's loopback.
+fn metrics(pair: &Pair) -> String {
+    pair.node.run(|| {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", 9964)) else {
+            return String::new();
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+}
+
+/// The value of the sample line that starts with `series`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

@@ -197,3 +197,79 @@ fn audit_mode_passes_and_reports_what_it_would_drop() {
         "enforced now"
     );
 }
+
+#[test]
+fn connections_opened_before_hostfw_keep_their_replies_once_seeded() {
+    use std::{
+        io::{Read, Write},
+        net::{TcpListener, TcpStream},
+    };
+
+    let pair = Pair::new();
+    // The peer's server pushes a line whenever the test asks it to.
+    let (push_tx, push_rx) = std::sync::mpsc::channel::<&'static [u8]>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let peer_path = format!("/run/netns/{}", pair.peer.name);
+    std::thread::spawn(move || {
+        common::enter(&peer_path);
+        let l = TcpListener::bind(("0.0.0.0", 7100)).expect("bind");
+        let _ = ready_tx.send(());
+        let (mut s, _) = l.accept().expect("accept");
+        while let Ok(msg) = push_rx.recv() {
+            if s.write_all(msg).is_err() {
+                break;
+            }
+        }
+    });
+    ready_rx.recv().expect("server up");
+    // The node connects out before any firewall exists, and only reads.
+    let peer = pair.peer_v4;
+    let node_path = format!("/run/netns/{}", pair.node.name);
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        common::enter(&node_path);
+        let mut s = TcpStream::connect((peer, 7100)).expect("connect before hostfw");
+        let mut buf = [0u8; 64];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || got_tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let pushed = |msg: &'static [u8]| {
+        push_tx.send(msg).expect("server alive");
+        got_rx.recv_timeout(Duration::from_millis(1500)).is_ok()
+    };
+    assert!(pushed(b"one\n"), "works before hostfw");
+    // hostfw starts: ingress default-deny, egress open.
+    let mut t = TestDatapath::attached(&pair);
+    apply(
+        &mut t,
+        &RuleSet {
+            mode: Mode::Enforce,
+            default_deny_ingress: true,
+            default_deny_egress: false,
+            rules: vec![],
+        },
+    );
+    assert!(
+        !pushed(b"two\n"),
+        "unseeded: the peer's segment looks like a new inbound flow and is dropped"
+    );
+    // Seeding from the node's sockets makes it part of an outbound flow.
+    let conns = pair
+        .node
+        .run(|| hostfw::sockdiag::established().expect("sock_diag"));
+    assert!(
+        conns.iter().any(|c| c.remote.port() == 7100),
+        "listed: {conns:?}"
+    );
+    let added = t.dp.seed_conntrack(&conns, &[]).expect("seed");
+    assert!(added >= 1);
+    // The peer retransmits "two", which passes now.
+    assert!(
+        got_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "seeded: the retransmitted segment passes"
+    );
+    assert!(pushed(b"three\n"), "and the flow stays open");
+}

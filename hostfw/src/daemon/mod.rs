@@ -107,6 +107,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             Err(e) => log::error!("{ifname}: not attached: {e}"),
         }
     }
+    seed_conntrack(&mut svc);
     let (_watcher, mut net) =
         crate::netwatch::Watcher::start()
             .await
@@ -114,6 +115,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 what: "watching interfaces",
                 source: std::io::Error::other(e.to_string()),
             })?;
+    let metrics_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let _metrics = start_metrics(&svc.config().metrics.listen, metrics_text.clone()).await;
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut conntrack_tick = tokio::time::interval(Duration::from_secs(10));
     let (tx, mut requests) = tokio::sync::mpsc::channel(16);
     let server = control_server::serve(&opts.socket, tx).map_err(io("control socket"))?;
     let mut events = event_stream(svc.datapath())?;
@@ -132,6 +137,13 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 let _ = reply.send(answer);
             }
             _ = tick.tick() => svc.tick(),
+            _ = conntrack_tick.tick() => svc.sample_conntrack(),
+            _ = metrics_tick.tick() => {
+                let text = crate::metrics::render(&svc.metrics());
+                if let Ok(mut m) = metrics_text.lock() {
+                    *m = text;
+                }
+            }
             Some(ev) = net.recv() => on_net_event(&mut svc, ev),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             guard = events.readable_mut() => {
@@ -173,6 +185,53 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         log::info!("stopping; the programs stay attached and enforce the last policy");
     }
     result
+}
+
+/// Serves the metrics text on the configured loopback address; without it
+/// (a bad address), the daemon runs on and says why.
+async fn start_metrics(
+    listen: &str,
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let server = match crate::metrics::listen_addr(listen) {
+        Ok(addr) => crate::metrics::MetricsServer::bind(addr).await,
+        Err(e) => Err(e),
+    };
+    match server {
+        Ok(server) => {
+            log::info!("metrics on http://{}/metrics", server.local_addr());
+            Some(tokio::spawn(server.serve(move || {
+                text.lock().map(|t| t.clone()).unwrap_or_default()
+            })))
+        }
+        Err(e) => {
+            log::error!("[metrics] listen: {e}; no metrics endpoint");
+            None
+        }
+    }
+}
+
+/// Seeds connection tracking from the established TCP sockets, so that
+/// replies of connections opened before hostfw started are replies.
+fn seed_conntrack(svc: &mut service::Service) {
+    let conns = match crate::sockdiag::established() {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("cannot list established connections to seed connection tracking: {e}");
+            return;
+        }
+    };
+    let ports: Vec<u16> = match crate::sockdiag::listeners() {
+        Ok(l) => l.iter().map(|l| l.local.port()).collect(),
+        Err(e) => {
+            log::warn!("cannot list listening sockets to seed connection tracking: {e}");
+            return;
+        }
+    };
+    match svc.datapath().seed_conntrack(&conns, &ports) {
+        Ok(n) => log::info!("connection tracking: {n} established connections seeded"),
+        Err(e) => log::warn!("seeding connection tracking: {e}"),
+    }
 }
 
 /// A link appeared or went away, or addresses changed.

@@ -57,6 +57,7 @@ pub struct Service {
     last_error: Option<String>,
     attachments: BTreeMap<String, Attachment>,
     events: Events,
+    conntrack_used: u64,
 }
 
 /// A request the service refused; the running policy is unchanged.
@@ -111,6 +112,7 @@ impl Service {
             last_error: None,
             attachments: BTreeMap::new(),
             events: Events::default(),
+            conntrack_used: 0,
         };
         svc.enforce(&confirmed, None, true, None)?;
         if let Some(t) = pending {
@@ -413,6 +415,77 @@ impl Service {
         }
     }
 
+    /// Counts the connection tracker's entries (a walk of the map) for
+    /// status and metrics, and warns when it is nearly full.
+    pub fn sample_conntrack(&mut self) {
+        match self.dp.conntrack_entries() {
+            Ok(n) => {
+                let cap = u64::from(self.dp.sizes().conntrack);
+                if n * 10 >= cap * 9 && self.conntrack_used * 10 < cap * 9 {
+                    log::warn!(
+                        "connection tracking is {}% full ({n} of {cap}); the oldest flows are evicted and then evaluated again",
+                        n * 100 / cap.max(1)
+                    );
+                }
+                self.conntrack_used = n;
+            }
+            Err(e) => log::warn!("counting connection-tracking entries: {e}"),
+        }
+    }
+
+    /// What the metrics endpoint serves.
+    #[must_use]
+    pub fn metrics(&self) -> crate::metrics::Snapshot {
+        let status = self.status();
+        let mut rules = Vec::new();
+        if let (Some(active), Ok(cfg)) = (&self.active, self.dp.config()) {
+            let max = active
+                .lowered
+                .rules
+                .rules
+                .iter()
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(0);
+            if let Ok(counts) = self.dp.rule_counts(cfg.active(), max) {
+                for (id, packets) in counts {
+                    let origin = active.lowered.report.origin(id);
+                    rules.push(crate::metrics::RuleSample {
+                        policy: origin.and_then(|o| o.policy.clone()),
+                        rule: origin.map_or_else(|| format!("rule {id}"), |o| o.rule.clone()),
+                        packets,
+                    });
+                }
+            }
+        }
+        crate::metrics::Snapshot {
+            counters: self
+                .dp
+                .counters()
+                .map(|c| c.iter().collect())
+                .unwrap_or_default(),
+            rules,
+            interfaces: status
+                .interfaces
+                .iter()
+                .map(|i| crate::metrics::InterfaceSample {
+                    name: i.name.clone(),
+                    xdp: i.xdp.clone(),
+                    tc: i.tc.clone(),
+                })
+                .collect(),
+            conntrack_entries: self.conntrack_used,
+            conntrack_capacity: u64::from(self.dp.sizes().conntrack),
+            reloads_ok: self.events.reloads_ok,
+            reloads_failed: self.events.reloads_failed,
+            trials_started: self.events.trials_started,
+            trials_confirmed: self.events.trials_confirmed,
+            trials_reverted: self.events.trials_reverted,
+            policy_revision: status.revision,
+            mode_enforce: status.mode == "enforce",
+        }
+    }
+
     /// `hostfw status`.
     #[must_use]
     pub fn status(&self) -> Status {
@@ -491,7 +564,7 @@ impl Service {
             failsafe,
             last_error: self.last_error.clone(),
             conntrack: MapUsage {
-                used: 0,
+                used: self.conntrack_used,
                 capacity: u64::from(self.dp.sizes().conntrack),
             },
             counters,

@@ -1,8 +1,9 @@
 //! Reading the datapath's packet counters.
 
-use aya::maps::{MapData, PerCpuArray};
+use aya::maps::{HashMap, MapData, PerCpuArray};
 use hostfw_common::{
-    names::MAP_STATS,
+    conntrack::{CtKey, CtValue},
+    names::{MAP_CONNTRACK, MAP_RULE_STATS, MAP_STATS},
     stats::{STAT_COUNT, STAT_NAMES, Stat},
 };
 
@@ -44,5 +45,51 @@ impl Datapath {
             values.push(per_cpu.iter().sum());
         }
         Ok(Counters { values })
+    }
+}
+
+impl Datapath {
+    /// New-flow decisions per rule of `generation`, for rules `1..=max_rule_id`
+    /// (summed over CPUs; zero counts left out).
+    pub fn rule_counts(
+        &self,
+        generation: u32,
+        max_rule_id: u32,
+    ) -> Result<Vec<(u32, u64)>, DatapathError> {
+        let base = self.gen_meta(generation)?.rule_stats_base;
+        let map = self
+            .ebpf()
+            .map(MAP_RULE_STATS)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: MAP_RULE_STATS,
+            })?;
+        let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)
+            .map_err(|e| DatapathError::map(MAP_RULE_STATS, "open", e))?;
+        let mut out = Vec::new();
+        for id in 1..=max_rule_id.min(self.sizes().rule_ids.saturating_sub(1)) {
+            let per_cpu = stats
+                .get(&(base + id), 0)
+                .map_err(|e| DatapathError::map(MAP_RULE_STATS, "read", e))?;
+            let n: u64 = per_cpu.iter().sum();
+            if n > 0 {
+                out.push((id, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries in the connection tracker (walks the map: call sparingly).
+    pub fn conntrack_entries(&self) -> Result<u64, DatapathError> {
+        let map = self
+            .ebpf()
+            .map(MAP_CONNTRACK)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: MAP_CONNTRACK,
+            })?;
+        let ct: HashMap<&MapData, CtKey, CtValue> =
+            HashMap::try_from(map).map_err(|e| DatapathError::map(MAP_CONNTRACK, "open", e))?;
+        Ok(ct.keys().count() as u64)
     }
 }

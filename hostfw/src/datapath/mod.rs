@@ -12,6 +12,7 @@ pub mod bpffs;
 pub mod counters;
 mod error;
 pub mod events;
+pub mod seed;
 pub mod slots;
 pub mod testrun;
 pub mod writer;

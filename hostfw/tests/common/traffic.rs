@@ -86,3 +86,26 @@ pub fn ping_ok(ns: &Netns, addr: IpAddr) -> bool {
         .status
         .success()
 }
+
+/// Listens on `port` in `ns` and echoes everything each connection sends,
+/// until it closes.
+pub fn tcp_echo_server(ns: &Netns, port: u16) {
+    let path = format!("/run/netns/{}", ns.name);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        super::enter(&path);
+        let l = TcpListener::bind(("::", port)).unwrap_or_else(|e| panic!("bind {port}: {e}"));
+        let _ = tx.send(());
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(5));
+}
