@@ -37,6 +37,24 @@ pub enum Request {
     },
     /// Make the pending trial the confirmed policy.
     Confirm,
+    /// What the enforced policy does to one flow (`hostfw trace`).
+    Trace {
+        /// "ingress" or "egress".
+        direction: String,
+        /// The remote address.
+        peer: std::net::IpAddr,
+        /// IP protocol number.
+        proto: u8,
+        /// Destination port.
+        port: Option<u16>,
+        /// ICMP type.
+        icmp_type: Option<u8>,
+    },
+    /// Stop the daemon; `detach` removes the firewall from every interface.
+    Stop {
+        /// Detach and remove the pins.
+        detach: bool,
+    },
     /// Revert the pending trial now.
     Rollback,
     /// Switch between audit and enforce (enforce is applied as a trial).
@@ -62,6 +80,9 @@ pub struct Response {
     pub message: String,
     /// The state afterwards.
     pub status: Option<Status>,
+    /// A request's own result (trace: the JSON object of the contract).
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
 }
 
 /// The daemon's state, as `hostfw status` shows it.

@@ -50,6 +50,8 @@ enum Command {
     Rollback(cli::control::SocketArg),
     /// Switch to audit or enforce; enforce is applied as a trial.
     Mode(cli::control::ModeArgs),
+    /// Stop the daemon. The last policy stays enforced unless --detach.
+    Stop(cli::control::StopArgs),
     /// Validate policy files offline and show what each policy becomes on
     /// this node; exit non-zero on any error.
     #[command(after_help = cli::NODE_FACTS_HELP)]
@@ -88,6 +90,9 @@ fn main() -> ExitCode {
         }
         Command::Rollback(args) => {
             cli::control::rollback(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Stop(args) => {
+            cli::control::stop(&args, &mut io::stdout()).map_err(anyhow::Error::from)
         }
         Command::Mode(args) => {
             cli::control::mode(&args, &mut io::stdout()).map_err(anyhow::Error::from)

@@ -355,10 +355,22 @@ fn trace_with_an_invalid_policy_prints_the_check_errors() {
 }
 
 #[test]
-fn trace_without_policies_says_the_daemon_query_is_not_there_yet() {
-    let out = hostfw(&["trace", "--ingress", "--peer", "192.0.2.1", "--port", "22"]);
+fn trace_without_policies_asks_the_daemon_and_says_when_none_runs() {
+    let out = hostfw(&[
+        "trace",
+        "--ingress",
+        "--peer",
+        "192.0.2.1",
+        "--port",
+        "22",
+        "--socket",
+        "/nonexistent/hostfw.sock",
+    ]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("not available yet"), "{stderr}");
-    assert!(stderr.contains("--policies"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the daemon at /nonexistent/hostfw.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hostfw daemon"), "{stderr}");
 }

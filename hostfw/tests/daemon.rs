@@ -43,6 +43,34 @@ fn trials_revert_by_timer_by_kernel_and_from_the_record() {
         "confirmed policy allows both"
     );
     assert!(!reach(7070), "default deny");
+    // Live trace against the running policy, in the contract's JSON.
+    let peer = pair.peer_v4.to_string();
+    let t: serde_json::Value = serde_json::from_str(&d.ok(&[
+        "trace",
+        "--ingress",
+        "--peer",
+        &peer,
+        "--port",
+        "9090",
+        "-o",
+        "json",
+    ]))
+    .expect("trace JSON");
+    assert_eq!(t["verdict"], "allowed", "{t}");
+    assert_eq!(t["policy"], "web", "{t}");
+    assert_eq!(t.as_object().map(serde_json::Map::len), Some(4), "{t}");
+    let t: serde_json::Value = serde_json::from_str(&d.ok(&[
+        "trace",
+        "--ingress",
+        "--peer",
+        &peer,
+        "--port",
+        "7070",
+        "-o",
+        "json",
+    ]))
+    .expect("trace JSON");
+    assert_eq!(t["verdict"], "denied", "{t}");
 
     // 1. The daemon's timer reverts.
     let only = d.dir.join("only-8080.toml");

@@ -202,6 +202,25 @@ pub fn rollback(socket: &SocketArg, out: &mut dyn Write) -> Result<(), CliError>
     finish(&send(&socket.socket, &Request::Rollback)?, out)
 }
 
+/// `hostfw stop`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Also detach from every interface and remove the pins: no firewall
+    /// is left (otherwise the last policy stays enforced).
+    #[arg(long)]
+    detach: bool,
+}
+
+/// Runs `stop`.
+pub fn stop(args: &StopArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let req = Request::Stop {
+        detach: args.detach,
+    };
+    finish(&send(&args.socket.socket, &req)?, out)
+}
+
 /// Runs `mode`.
 pub fn mode(args: &ModeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let req = Request::Mode {

@@ -38,12 +38,6 @@ pub enum CliError {
         /// How many errors.
         count: usize,
     },
-    /// `trace` without `--policies`.
-    #[error(
-        "asking the running daemon is not available yet (hostfw has no control socket); \
-         pass --policies FILE|DIR to trace offline against policy files"
-    )]
-    DaemonUnavailable,
     /// The daemon could not be reached.
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),

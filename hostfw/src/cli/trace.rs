@@ -94,6 +94,9 @@ pub struct TraceArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_name = "FORMAT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Control socket of the daemon (without --policies).
+    #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 /// Runs `trace`: the verdict on `out`; a policy that does not validate is
@@ -113,7 +116,7 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         args.icmp_type.as_deref(),
     )?;
     if args.policies.is_empty() {
-        return Err(CliError::DaemonUnavailable);
+        return from_daemon(args, &q, out);
     }
     let cfg = super::load_config(args.config.as_deref(), err)?;
     let lowered = match source::read(&cfg, &args.policies)?.into_lowered() {
@@ -132,6 +135,30 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             writeln!(out)?;
         }
         Output::Text => out.write_all(traced.render(&q).as_bytes())?,
+    }
+    Ok(())
+}
+
+/// `trace` against the policy the running daemon enforces.
+fn from_daemon(args: &TraceArgs, q: &TraceQuery, out: &mut dyn Write) -> Result<(), CliError> {
+    let req = crate::control::Request::Trace {
+        direction: q.direction.name().to_owned(),
+        peer: q.peer,
+        proto: q.proto,
+        port: q.port,
+        icmp_type: q.icmp_type,
+    };
+    let resp = crate::control::request(&args.socket, &req, std::time::Duration::from_secs(10))?;
+    if !resp.ok {
+        return Err(CliError::Refused(resp.message));
+    }
+    match args.output {
+        Output::Json => {
+            let data = resp.data.unwrap_or_default();
+            serde_json::to_writer(&mut *out, &data).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Output::Text => out.write_all(resp.message.as_bytes())?,
     }
     Ok(())
 }

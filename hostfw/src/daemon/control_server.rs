@@ -67,6 +67,7 @@ async fn one(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<
             ok: false,
             message: format!("request not understood: {e}"),
             status: None,
+            data: None,
         },
     };
     let mut text = serde_json::to_string(&answer).map_err(std::io::Error::other)?;

@@ -6,6 +6,7 @@ mod notify;
 pub mod preflight;
 pub mod service;
 pub mod store;
+mod watch;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -81,6 +82,7 @@ pub async fn managed_interfaces(cfg: &Config) -> Result<Vec<String>, DaemonError
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let mut detach_on_exit = opts.detach_on_exit;
     // Signals first: a Ctrl-C during attach must still detach cleanly.
     let io = |what| move |source| DaemonError::Io { what, source };
     let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
@@ -119,6 +121,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let _metrics = start_metrics(&svc.config().metrics.listen, metrics_text.clone()).await;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
     let mut conntrack_tick = tokio::time::interval(Duration::from_secs(10));
+    let mut watch = watch::Watch::new(&opts.config, &svc.config().policies.paths)
+        .map_err(io("watching the configuration"))?;
+    let mut reload_at: Option<tokio::time::Instant> = None;
     let (tx, mut requests) = tokio::sync::mpsc::channel(16);
     let server = control_server::serve(&opts.socket, tx).map_err(io("control socket"))?;
     let mut events = event_stream(svc.datapath())?;
@@ -132,7 +137,32 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             _ = term.recv() => break Ok(()),
             _ = int.recv() => break Ok(()),
             _ = hup.recv() => svc.reload("SIGHUP"),
+            changed = watch.changed() => {
+                if let Err(e) = changed {
+                    log::error!("watching the configuration: {e}");
+                }
+                // Let a burst of writes settle before reloading once.
+                reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(300));
+            }
+            () = async { if let Some(t) = reload_at { tokio::time::sleep_until(t).await } }, if reload_at.is_some() => {
+                reload_at = None;
+                svc.reload("file change");
+            }
             Some((req, reply)) = requests.recv() => {
+                if let Request::Stop { detach } = req {
+                    let _ = reply.send(Response {
+                        ok: true,
+                        message: if detach {
+                            "stopping; detaching from every interface".into()
+                        } else {
+                            "stopping; the last policy stays enforced".into()
+                        },
+                        status: None,
+                        data: None,
+                    });
+                    detach_on_exit |= detach;
+                    break Ok(());
+                }
                 let answer = handle(&mut svc, req);
                 let _ = reply.send(answer);
             }
@@ -167,7 +197,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .map(|i| i.name)
         .collect();
     drop(svc);
-    if opts.detach_on_exit {
+    if detach_on_exit {
         for ifname in &attached {
             if let Err(e) = crate::datapath::attach::detach_netlink(ifname) {
                 log::error!("detach from {ifname}: {e}");
@@ -268,6 +298,44 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
             ssh_connection,
         } => svc.apply(files, ms(trial_ms), force, ssh_connection.as_deref()),
         Request::Confirm => svc.confirm(),
+        Request::Trace {
+            direction,
+            peer,
+            proto,
+            port,
+            icmp_type,
+        } => {
+            let direction = if direction == "egress" {
+                crate::ruleset::Direction::Egress
+            } else {
+                crate::ruleset::Direction::Ingress
+            };
+            let q = crate::trace::TraceQuery {
+                direction,
+                peer,
+                proto,
+                port,
+                icmp_type,
+            };
+            return match svc.lowered() {
+                Some(lowered) => {
+                    let t = crate::trace::trace(lowered, &q);
+                    Response {
+                        ok: true,
+                        message: t.render(&q),
+                        status: None,
+                        data: serde_json::to_value(&t).ok(),
+                    }
+                }
+                None => Response {
+                    ok: false,
+                    message: "no policy is enforced yet".into(),
+                    status: None,
+                    data: None,
+                },
+            };
+        }
+        Request::Stop { .. } => Ok(String::new()),
         Request::Rollback => svc.rollback("hostfw rollback"),
         Request::Mode {
             mode,
@@ -295,6 +363,7 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
         ok,
         message,
         status: Some(svc.status()),
+        data: None,
     }
 }
 
