@@ -50,6 +50,19 @@ pub enum Request {
         /// ICMP type.
         icmp_type: Option<u8>,
     },
+    /// Recent verdicts, then (with `follow`) new ones as they come: the
+    /// answer is one JSON [`crate::observe::Flow`] per line.
+    Observe {
+        /// Which flows.
+        filter: crate::observe::Filter,
+        /// Keep the connection open and stream new flows.
+        follow: bool,
+    },
+    /// A CCNP, for review, that would allow what audit mode saw denied.
+    Suggest {
+        /// Only flows of the last this many milliseconds.
+        since_ms: Option<u64>,
+    },
     /// Stop the daemon; `detach` removes the firewall from every interface.
     Stop {
         /// Detach and remove the pins.

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod mapstate;
 pub mod metrics;
 pub mod netwatch;
+pub mod observe;
 pub mod policy;
 pub mod refeval;
 pub mod ruleset;

@@ -52,6 +52,11 @@ enum Command {
     Mode(cli::control::ModeArgs),
     /// Stop the daemon. The last policy stays enforced unless --detach.
     Stop(cli::control::StopArgs),
+    /// Verdicts the datapath reported, like `hubble observe`.
+    Observe(cli::observe::ObserveArgs),
+    /// A CCNP (YAML, for review) that would allow the flows audit mode saw
+    /// denied.
+    Suggest(cli::observe::SuggestArgs),
     /// Validate policy files offline and show what each policy becomes on
     /// this node; exit non-zero on any error.
     #[command(after_help = cli::NODE_FACTS_HELP)]
@@ -90,6 +95,12 @@ fn main() -> ExitCode {
         }
         Command::Rollback(args) => {
             cli::control::rollback(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Observe(args) => {
+            cli::observe::observe(&args, &mut io::stdout()).map_err(anyhow::Error::from)
+        }
+        Command::Suggest(args) => {
+            cli::observe::suggest(&args, &mut io::stdout()).map_err(anyhow::Error::from)
         }
         Command::Stop(args) => {
             cli::control::stop(&args, &mut io::stdout()).map_err(anyhow::Error::from)

@@ -290,3 +290,96 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+#[test]
+fn audit_mode_observe_and_suggest() {
+    use std::io::{BufRead as _, BufReader};
+
+    let pair = Pair::new();
+    let mut d = Daemon::new(&pair);
+    let config = d.dir.join("hostfw.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(
+        &config,
+        text.replace("mode = \"enforce\"", "mode = \"audit\""),
+    )
+    .expect("config");
+    d.start();
+    traffic::tcp_server(&pair.node, 7070);
+    let node = pair.node_v4;
+    // Follow from the start: a new flow shows up while it runs.
+    let socket = d.socket();
+    let mut follow = Command::new(BIN)
+        .args([
+            "observe",
+            "--follow",
+            "-o",
+            "json",
+            "--verdict",
+            "audit",
+            "--socket",
+        ])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("observe --follow");
+    assert!(
+        traffic::tcp_ok(&pair.peer, node, 7070, LONG),
+        "audit mode: the denied port is reachable"
+    );
+    let mut first = String::new();
+    let stdout = follow.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        first
+    });
+    let start = Instant::now();
+    while !reader.is_finished() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let first = reader.join().expect("reader");
+    let flow: serde_json::Value = serde_json::from_str(&first).expect("a followed flow, as JSON");
+    assert_eq!(flow["verdict"], "audit", "{flow}");
+    assert_eq!(flow["dport"], 7070, "{flow}");
+    assert_eq!(flow["direction"], "ingress", "{flow}");
+    // Recorded flows, as text for people.
+    let text = d.ok(&["observe", "--verdict", "audit"]);
+    assert!(text.contains("AUDIT") && text.contains(":7070"), "{text}");
+    // suggest: a CCNP that check accepts and that allows the flow.
+    let yaml = d.ok(&["suggest"]);
+    let file = d.dir.join("suggested.yaml");
+    fs::write(&file, &yaml).expect("write");
+    let check = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg(&file)
+        .output()
+        .expect("check");
+    assert!(
+        check.status.success(),
+        "{yaml}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let t: serde_json::Value = serde_json::from_slice(
+        &Command::new(BIN)
+            .args([
+                "trace",
+                "--ingress",
+                "--peer",
+                &pair.peer_v4.to_string(),
+                "--port",
+                "7070",
+            ])
+            .args(["-o", "json", "--config"])
+            .arg(&config)
+            .arg("--policies")
+            .arg(&file)
+            .output()
+            .expect("trace")
+            .stdout,
+    )
+    .expect("trace JSON");
+    assert_eq!(t["verdict"], "allowed", "{t}\n{yaml}");
+}

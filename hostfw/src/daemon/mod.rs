@@ -125,7 +125,13 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .map_err(io("watching the configuration"))?;
     let mut reload_at: Option<tokio::time::Instant> = None;
     let (tx, mut requests) = tokio::sync::mpsc::channel(16);
-    let server = control_server::serve(&opts.socket, tx).map_err(io("control socket"))?;
+    let recorder = std::sync::Arc::new(crate::observe::Recorder::new(
+        crate::observe::Recorder::DEFAULT_CAPACITY,
+    ));
+    let mut ifnames = crate::observe::IfNames::new();
+    let mut limiter = crate::observe::LogLimiter::new(20, 100);
+    let server =
+        control_server::serve(&opts.socket, tx, recorder.clone()).map_err(io("control socket"))?;
     let mut events = event_stream(svc.datapath())?;
     notify::ready();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -163,10 +169,16 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                     detach_on_exit |= detach;
                     break Ok(());
                 }
-                let answer = handle(&mut svc, req);
+                let answer = match req {
+                    Request::Suggest { since_ms } => suggest(&svc, &recorder, since_ms),
+                    req => handle(&mut svc, req),
+                };
                 let _ = reply.send(answer);
             }
-            _ = tick.tick() => svc.tick(),
+            _ = tick.tick() => {
+                svc.tick();
+                limiter.log_flush(std::time::Instant::now());
+            }
             _ = conntrack_tick.tick() => svc.sample_conntrack(),
             _ = metrics_tick.tick() => {
                 let text = crate::metrics::render(&svc.metrics());
@@ -174,14 +186,22 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                     *m = text;
                 }
             }
-            Some(ev) = net.recv() => on_net_event(&mut svc, ev),
+            Some(ev) = net.recv() => {
+                ifnames.clear();
+                on_net_event(&mut svc, ev);
+            }
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             guard = events.readable_mut() => {
                 let mut guard = guard.map_err(io("reading events"))?;
                 let ring = guard.get_inner_mut();
+                let now = std::time::Instant::now();
                 while let Some(item) = ring.next() {
                     if let Some(ev) = VerdictEvent::decode(&item) {
-                        println!("{ev}");
+                        let flow = crate::observe::enrich(&ev, svc.lowered(), &mut ifnames);
+                        if flow.is_drop_or_audit() {
+                            limiter.log_flow(&flow, now);
+                        }
+                        recorder.record(flow);
                     }
                 }
                 guard.clear_ready();
@@ -286,6 +306,27 @@ fn on_net_event(svc: &mut service::Service, ev: crate::netwatch::NetEvent) {
     }
 }
 
+/// `hostfw suggest`: a CCNP allowing what was seen denied or audited.
+fn suggest(
+    svc: &service::Service,
+    recorder: &crate::observe::Recorder,
+    since_ms: Option<u64>,
+) -> Response {
+    let since =
+        since_ms.and_then(|ms| std::time::SystemTime::now().checked_sub(Duration::from_millis(ms)));
+    let mut ctx = crate::observe::SuggestContext::from_config(
+        svc.config(),
+        &crate::source::interface_addresses(),
+    );
+    ctx.notes = recorder.seen_notes();
+    Response {
+        ok: true,
+        message: crate::observe::suggest(&recorder.seen(since), &ctx),
+        status: None,
+        data: None,
+    }
+}
+
 /// Carries out one control request.
 fn handle(svc: &mut service::Service, req: Request) -> Response {
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
@@ -335,7 +376,9 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
                 },
             };
         }
-        Request::Stop { .. } => Ok(String::new()),
+        Request::Stop { .. } | Request::Observe { .. } | Request::Suggest { .. } => {
+            Ok(String::new())
+        }
         Request::Rollback => svc.rollback("hostfw rollback"),
         Request::Mode {
             mode,
