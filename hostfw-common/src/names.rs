@@ -39,13 +39,15 @@ pub const MAP_STATS: &str = "HFW_STATS";
 /// Per-CPU counters of new-flow decisions per rule, indexed by
 /// `generation * max_rule_ids + rule_id`.
 pub const MAP_RULE_STATS: &str = "HFW_RULE_STATS";
+/// Per-CPU packet counters per interface ([`crate::stats::IfCounters`]).
+pub const MAP_IF_STATS: &str = "HFW_IF_STATS";
 /// Ring buffer of [`crate::event::Event`]s.
 pub const MAP_EVENTS: &str = "HFW_EVENTS";
 /// Per-CPU token bucket that rate-limits events.
 pub const MAP_EVENT_BUDGET: &str = "HFW_EV_BUDGET";
 
 /// Every map, for checks and pinning.
-pub const MAPS: [&str; 14] = [
+pub const MAPS: [&str; 15] = [
     MAP_CONFIG,
     MAP_GEN_META,
     MAP_IDENT_V4,
@@ -58,6 +60,7 @@ pub const MAPS: [&str; 14] = [
     MAP_FRAGS,
     MAP_STATS,
     MAP_RULE_STATS,
+    MAP_IF_STATS,
     MAP_EVENTS,
     MAP_EVENT_BUDGET,
 ];

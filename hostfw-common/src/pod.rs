@@ -5,7 +5,7 @@ use crate::{
     conntrack::{CtKey, CtValue, FragKey, FragValue},
     event::Event,
     policy::{IdentKeyV4, IdentKeyV6, PolicyKey, PolicyValue},
-    stats::EventBudget,
+    stats::{EventBudget, IfCounters},
 };
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made of integers and integer
@@ -22,3 +22,4 @@ unsafe impl aya::Pod for IdentKeyV6 {}
 unsafe impl aya::Pod for PolicyKey {}
 unsafe impl aya::Pod for PolicyValue {}
 unsafe impl aya::Pod for EventBudget {}
+unsafe impl aya::Pod for IfCounters {}

@@ -64,6 +64,22 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
 /// The metadata marker XDP leaves on packets it passed (`"HFW1"`).
 pub const XDP_DECIDED_MARK: u32 = u32::from_le_bytes(*b"HFW1");
 
+/// Packets per interface, one slot per interface index below
+/// [`MAX_IFINDEX`] (higher indexes share the last slot).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfCounters {
+    /// Passed (allowed, tracked, never filtered, audited).
+    pub passed: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// Would have been dropped; passed in audit mode.
+    pub audited: u64,
+}
+
+/// Slots of `HFW_IF_STATS`.
+pub const MAX_IFINDEX: u32 = 4096;
+
 /// Default number of rule ids per generation in `HFW_RULE_STATS`.
 pub const DEFAULT_MAX_RULE_IDS: u32 = 1 << 17;
 
@@ -81,3 +97,4 @@ pub struct EventBudget {
 pub const EVENT_RATE_PER_SEC: u64 = 1000;
 
 const _: () = assert!(core::mem::size_of::<EventBudget>() == 16);
+const _: () = assert!(core::mem::size_of::<IfCounters>() == 24);

@@ -10,7 +10,7 @@ use hostfw_common::{
     config::{Config, GENERATIONS, GenMeta},
     conntrack::{CtKey, CtValue, FragKey, FragValue},
     policy::{IdentKeyV4, IdentKeyV6, PolicyKey, PolicyValue},
-    stats::{DEFAULT_MAX_RULE_IDS, EventBudget, STAT_COUNT},
+    stats::{DEFAULT_MAX_RULE_IDS, EventBudget, IfCounters, MAX_IFINDEX, STAT_COUNT},
 };
 
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -52,6 +52,9 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(STAT_COUNT, 0);
 #[map(name = "HFW_RULE_STATS")]
 pub static RULE_STATS: PerCpuArray<u64> =
     PerCpuArray::pinned(DEFAULT_MAX_RULE_IDS * GENERATIONS, 0);
+
+#[map(name = "HFW_IF_STATS")]
+pub static IF_STATS: PerCpuArray<IfCounters> = PerCpuArray::pinned(MAX_IFINDEX, 0);
 
 #[map(name = "HFW_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(1 << 20, 0);

@@ -4,11 +4,11 @@ use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use hostfw_common::{
     config::GenMeta,
     event::{Event, Reason},
-    stats::{EVENT_RATE_PER_SEC, Stat},
+    stats::{EVENT_RATE_PER_SEC, MAX_IFINDEX, Stat},
 };
 
 use crate::{
-    maps::{EVENT_BUDGET, EVENTS, RULE_STATS, STATS},
+    maps::{EVENT_BUDGET, EVENTS, IF_STATS, RULE_STATS, STATS},
     parse::Flow,
 };
 
@@ -18,6 +18,33 @@ pub fn count(stat: Stat) {
     if let Some(slot) = STATS.get_ptr_mut(stat as u32) {
         // SAFETY: per-CPU slot; no other writer on this CPU meanwhile.
         unsafe { *slot += 1 };
+    }
+}
+
+/// The outcome of a packet on an interface.
+#[derive(Clone, Copy)]
+pub enum IfOutcome {
+    Passed,
+    Dropped,
+    Audited,
+}
+
+/// Counts a packet's outcome on its interface.
+#[inline(always)]
+pub fn count_if(ifindex: u32, outcome: IfOutcome) {
+    let slot = if ifindex < MAX_IFINDEX {
+        ifindex
+    } else {
+        MAX_IFINDEX - 1
+    };
+    if let Some(c) = IF_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot.
+        let c = unsafe { &mut *c };
+        match outcome {
+            IfOutcome::Passed => c.passed += 1,
+            IfOutcome::Dropped => c.dropped += 1,
+            IfOutcome::Audited => c.audited += 1,
+        }
     }
 }
 

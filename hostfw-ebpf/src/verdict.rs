@@ -24,7 +24,7 @@ use crate::{
     decide::{Decision, Query, by_default, decide},
     maps::{CONFIG, GEN_META},
     parse::{Flow, Fragment, L4Kind, Parsed, parse},
-    report::{Verdict, count, count_rule, emit},
+    report::{IfOutcome, Verdict, count, count_if, count_rule, emit},
 };
 
 /// Everything fixed for one packet.
@@ -63,6 +63,7 @@ impl Ctx<'_> {
     fn deny(&self, flow: &Flow, reason: Reason, rule_id: u32) -> bool {
         if self.audit() {
             count(Stat::Audited);
+            count_if(self.ifindex, IfOutcome::Audited);
             self.report(flow, VERDICT_AUDIT, reason, rule_id);
             true
         } else {
@@ -87,9 +88,24 @@ impl Ctx<'_> {
     }
 }
 
-/// Decides one packet. Returns `true` to pass it.
+/// Decides one packet and counts the outcome on its interface. Returns
+/// `true` to pass it.
 #[inline(always)]
 pub fn process<P: Packet>(pkt: &P, direction: u8) -> bool {
+    let pass = decide_packet(pkt, direction);
+    count_if(
+        pkt.ifindex(),
+        if pass {
+            IfOutcome::Passed
+        } else {
+            IfOutcome::Dropped
+        },
+    );
+    pass
+}
+
+#[inline(always)]
+fn decide_packet<P: Packet>(pkt: &P, direction: u8) -> bool {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let generation = match CONFIG.get(0) {

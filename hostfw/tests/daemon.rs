@@ -230,6 +230,11 @@ fn preflight_reload_errors_and_hotplug() {
         "{m}"
     );
     assert!(m.contains("# TYPE hostfw_packets_total counter"), "{m}");
+    let passed = format!(
+        "hostfw_interface_packets_total{{interface=\"{}\",outcome=\"passed\"}}",
+        pair.node_if
+    );
+    assert!(sample(&m, &passed).is_some_and(|v| v > 0.0), "{m}");
     fs::remove_file(d.dir.join("policies/broken.yaml")).expect("remove");
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])

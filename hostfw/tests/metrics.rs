@@ -101,6 +101,7 @@ async fn start() -> SocketAddr {
                 name: "eth0".into(),
                 xdp: "native".into(),
                 tc: "tcx".into(),
+                ..InterfaceSample::default()
             }],
             conntrack_entries: 7,
             conntrack_capacity: 1024,

@@ -468,10 +468,19 @@ impl Service {
             interfaces: status
                 .interfaces
                 .iter()
-                .map(|i| crate::metrics::InterfaceSample {
-                    name: i.name.clone(),
-                    xdp: i.xdp.clone(),
-                    tc: i.tc.clone(),
+                .map(|i| {
+                    let c = nix::net::if_::if_nametoindex(i.name.as_str())
+                        .ok()
+                        .and_then(|ix| self.dp.interface_counters(ix).ok())
+                        .unwrap_or_default();
+                    crate::metrics::InterfaceSample {
+                        name: i.name.clone(),
+                        xdp: i.xdp.clone(),
+                        tc: i.tc.clone(),
+                        passed: c.passed,
+                        dropped: c.dropped,
+                        audited: c.audited,
+                    }
                 })
                 .collect(),
             conntrack_entries: self.conntrack_used,

@@ -93,3 +93,35 @@ impl Datapath {
         Ok(ct.keys().count() as u64)
     }
 }
+
+impl Datapath {
+    /// Packets per interface (summed over CPUs) for interface `ifindex`.
+    pub fn interface_counters(
+        &self,
+        ifindex: u32,
+    ) -> Result<hostfw_common::stats::IfCounters, DatapathError> {
+        use hostfw_common::{
+            names::MAP_IF_STATS,
+            stats::{IfCounters, MAX_IFINDEX},
+        };
+        let map = self
+            .ebpf()
+            .map(MAP_IF_STATS)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: MAP_IF_STATS,
+            })?;
+        let stats: PerCpuArray<&MapData, IfCounters> =
+            PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_IF_STATS, "open", e))?;
+        let per_cpu = stats
+            .get(&ifindex.min(MAX_IFINDEX - 1), 0)
+            .map_err(|e| DatapathError::map(MAP_IF_STATS, "read", e))?;
+        Ok(per_cpu
+            .iter()
+            .fold(IfCounters::default(), |a, c| IfCounters {
+                passed: a.passed + c.passed,
+                dropped: a.dropped + c.dropped,
+                audited: a.audited + c.audited,
+            }))
+    }
+}

@@ -55,6 +55,12 @@ pub struct InterfaceSample {
     pub xdp: String,
     /// TC attach mode (`tcx`, `clsact`…).
     pub tc: String,
+    /// Packets passed (audited ones included).
+    pub passed: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+    /// Packets that would have been dropped, passed in audit mode.
+    pub audited: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -134,6 +140,26 @@ pub fn render(s: &Snapshot) -> String {
     for i in &s.interfaces {
         let labels = [("interface", &*i.name), ("xdp", &*i.xdp), ("tc", &*i.tc)];
         out.sample(name, &labels, 1);
+    }
+
+    let name = "hostfw_interface_packets_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Packets per interface by outcome (passed includes audited).",
+    );
+    for i in &s.interfaces {
+        for (outcome, value) in [
+            ("passed", i.passed),
+            ("dropped", i.dropped),
+            ("audited", i.audited),
+        ] {
+            out.sample(
+                name,
+                &[("interface", &*i.name), ("outcome", outcome)],
+                value,
+            );
+        }
     }
 
     let gauges = [

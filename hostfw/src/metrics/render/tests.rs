@@ -119,6 +119,7 @@ fn full() -> Snapshot {
             name: "eth0".into(),
             xdp: "native".into(),
             tc: "tcx".into(),
+            ..InterfaceSample::default()
         }],
         conntrack_entries: 42,
         conntrack_capacity: 262_144,
@@ -132,8 +133,9 @@ fn full() -> Snapshot {
     }
 }
 
-const FAMILIES: [(&str, &str); 9] = [
+const FAMILIES: [(&str, &str); 10] = [
     ("hostfw_packets_total", "counter"),
+    ("hostfw_interface_packets_total", "counter"),
     ("hostfw_rule_flows_total", "counter"),
     ("hostfw_interface_info", "gauge"),
     ("hostfw_conntrack_entries", "gauge"),
@@ -191,9 +193,17 @@ fn values_of_a_full_snapshot() {
     assert_eq!(value(&samples, trials, &[("event", "reverted")]), 1);
     assert_eq!(value(&samples, "hostfw_policy_revision", &[]), 9);
     assert_eq!(value(&samples, "hostfw_mode_enforce", &[]), 1);
-    // 16 counters, 3 rules, 1 interface, 2 conntrack, 2 reloads, 3 trials,
-    // revision, mode.
-    assert_eq!(samples.len(), STAT_NAMES.len() + 3 + 1 + 2 + 2 + 3 + 1 + 1);
+    let eth0_passed = [("interface", "eth0"), ("outcome", "passed")];
+    assert_eq!(
+        value(&samples, "hostfw_interface_packets_total", &eth0_passed),
+        0
+    );
+    // Counters, 3 rules, 1 interface (info + 3 outcomes), 2 conntrack,
+    // 2 reloads, 3 trials, revision, mode.
+    assert_eq!(
+        samples.len(),
+        STAT_NAMES.len() + 3 + 1 + 3 + 2 + 2 + 3 + 1 + 1
+    );
 }
 
 #[test]
@@ -226,6 +236,7 @@ fn label_values_are_escaped() {
             name: "we\"ird\\".into(),
             xdp: "x\ny".into(),
             tc: String::new(),
+            ..InterfaceSample::default()
         }],
         ..Snapshot::default()
     };
