@@ -156,7 +156,13 @@ pub fn attach(
     let ifindex = nix::net::if_::if_nametoindex(ifname)
         .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    // A program attached through netlink (a previous run) is replaced the
+    // same way: a link cannot be created over it.
+    let by_netlink = xdp_netlink::query(ifindex)
+        .map_err(|e| netlink_error(ifname, &e))?
+        .is_some();
     if tcx
+        && !by_netlink
         && *pin_links != Some(false)
         && let Some(a) = attach_links(ebpf, pin_root, ifname, pin_links)?
     {
@@ -280,6 +286,18 @@ fn xdp_by_netlink(
         .as_fd()
         .as_raw_fd();
     let existing = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
+    if let Some(a) = existing
+        && !is_ours(a.prog_id)
+    {
+        return Err(DatapathError::Netlink {
+            ifname: ifname.to_owned(),
+            message: format!(
+                "another XDP program (id {}) is attached; hostfw does not replace it \
+                 (exclude the interface in [interfaces], or detach that program)",
+                a.prog_id
+            ),
+        });
+    }
     let modes: &[XdpAttach] = match existing {
         Some(a) if a.native => &[XdpAttach::Native],
         Some(_) => &[XdpAttach::Generic],
@@ -393,10 +411,7 @@ pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
         .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
     let mut found = false;
     if let Some(a) = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))? {
-        let ours = aya::programs::loaded_programs()
-            .flatten()
-            .any(|p| p.id() == a.prog_id && p.name_as_str() == Some(PROG_XDP));
-        if ours {
+        if is_ours(a.prog_id) {
             let flags = if a.native {
                 xdp_netlink::XDP_FLAGS_DRV_MODE
             } else {
@@ -415,6 +430,13 @@ pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
         }
     }
     Ok(found)
+}
+
+/// Whether the loaded program `id` is hostfw's XDP program.
+fn is_ours(id: u32) -> bool {
+    aya::programs::loaded_programs()
+        .flatten()
+        .any(|p| p.id() == id && p.name_as_str() == Some(PROG_XDP))
 }
 
 /// Interfaces that have pinned links under `pin_root`.
