@@ -410,16 +410,17 @@ pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
     let ifindex = nix::net::if_::if_nametoindex(ifname)
         .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
     let mut found = false;
-    if let Some(a) = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))? {
-        if is_ours(a.prog_id) {
-            let flags = if a.native {
-                xdp_netlink::XDP_FLAGS_DRV_MODE
-            } else {
-                xdp_netlink::XDP_FLAGS_SKB_MODE
-            };
-            xdp_netlink::set(ifindex, -1, flags).map_err(|e| netlink_error(ifname, &e))?;
-            found = true;
-        }
+    let attached = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
+    if let Some(a) = attached
+        && is_ours(a.prog_id)
+    {
+        let flags = if a.native {
+            xdp_netlink::XDP_FLAGS_DRV_MODE
+        } else {
+            xdp_netlink::XDP_FLAGS_SKB_MODE
+        };
+        xdp_netlink::set(ifindex, -1, flags).map_err(|e| netlink_error(ifname, &e))?;
+        found = true;
     }
     for (name, kind) in [
         (PROG_TC_INGRESS, TcAttachType::Ingress),
