@@ -4,6 +4,10 @@
 pub const CT_FLAG_AUDIT: u8 = 1;
 /// The entry was seeded by userspace from the kernel's sockets.
 pub const CT_FLAG_SEEDED: u8 = 2;
+/// The flow was cut: the policy of the entry's revision denies it. Its
+/// packets are dropped in both directions (a packet from the node must not
+/// start it again as a new outbound flow) until the policy changes.
+pub const CT_FLAG_DENIED: u8 = 4;
 
 /// Idle timeout of TCP and SCTP entries.
 pub const CT_TIMEOUT_STREAM_NS: u64 = 6 * 3600 * 1_000_000_000;

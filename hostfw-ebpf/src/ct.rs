@@ -95,12 +95,6 @@ pub fn create(flow: &Flow, value: &CtValue) {
     let _ = CONNTRACK.insert(&key, value, 0);
 }
 
-/// Removes a flow the policy no longer allows.
-#[inline(always)]
-pub fn remove(key: &CtKey) {
-    let _ = CONNTRACK.remove(key);
-}
-
 #[inline(always)]
 fn frag_key(flow: &Flow) -> FragKey {
     FragKey {

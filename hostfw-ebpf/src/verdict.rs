@@ -12,7 +12,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use hostfw_common::{
     config::{GenMeta, MODE_AUDIT},
-    conntrack::{CT_FLAG_AUDIT, CtValue},
+    conntrack::{CT_FLAG_AUDIT, CT_FLAG_DENIED, CtValue},
     event::{Reason, VERDICT_ALLOWED, VERDICT_AUDIT, VERDICT_DENIED},
     proto,
     stats::Stat,
@@ -195,6 +195,9 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
     // SAFETY: pointer into the map value, valid during this run.
     let entry = unsafe { &mut *t.value };
     if entry.revision == ctx.meta.revision {
+        if entry.flags & CT_FLAG_DENIED != 0 {
+            return Some(ctx.deny(flow, Reason::Reevaluated, entry.rule_id));
+        }
         count(Stat::CtEstablished);
         return Some(true);
     }
@@ -207,17 +210,20 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
     if d.allowed {
         entry.revision = ctx.meta.revision;
         entry.rule_id = d.rule_id;
-        entry.flags &= !CT_FLAG_AUDIT;
+        entry.flags &= !(CT_FLAG_AUDIT | CT_FLAG_DENIED);
         count_rule(ctx.meta, d.rule_id);
         return Some(true);
     }
-    if ctx.audit() {
-        entry.revision = ctx.meta.revision;
-        entry.rule_id = d.rule_id;
-        entry.flags |= CT_FLAG_AUDIT;
+    entry.revision = ctx.meta.revision;
+    entry.rule_id = d.rule_id;
+    // Audit: tracked as audited. Enforce: kept as cut, so that neither side
+    // can start it again (a removed entry would let the node's next packet
+    // pass as a new outbound flow, and the peer's replies with it).
+    entry.flags |= if ctx.audit() {
+        CT_FLAG_AUDIT
     } else {
-        ct::remove(&t.key);
-    }
+        CT_FLAG_DENIED
+    };
     Some(ctx.deny(flow, Reason::Reevaluated, d.rule_id))
 }
 

@@ -725,3 +725,50 @@ fn a_second_loader_adopts_the_pinned_maps_and_their_policy() {
     apply(&mut t, &policy(Mode::Enforce), Switch::Confirmed);
     assert!(passes(&t.dp, Prog::Xdp, &ssh(48003)));
 }
+
+#[test]
+fn a_cut_flow_stays_cut_in_both_directions() {
+    // Ingress allows ssh; egress is open (no default deny).
+    let open_egress = |ssh: bool| RuleSet {
+        mode: Mode::Enforce,
+        default_deny_ingress: true,
+        default_deny_egress: false,
+        rules: if ssh {
+            vec![Rule::new(
+                1,
+                Direction::Ingress,
+                Action::Allow,
+                Peers::Any,
+                vec![L4::port(proto::TCP, 22)],
+            )]
+        } else {
+            vec![]
+        },
+    };
+    let mut t = TestDatapath::load();
+    apply(&mut t, &open_egress(true), Switch::Confirmed);
+    let n4 = ip(NODE4);
+    let client = ip("10.1.5.5");
+    let inbound = Frame::tcp(client, n4, 49000, 22);
+    let mut reply = Frame::tcp(n4, client, 22, 49000);
+    reply.tcp_flags = 0x18;
+    assert!(passes(&t.dp, Prog::Xdp, &inbound.build()), "session opens");
+    assert!(passes(&t.dp, Prog::TcOut, &reply.build()), "node answers");
+    // A policy without ssh: the session is cut...
+    apply(&mut t, &open_egress(false), Switch::Confirmed);
+    assert!(
+        !passes(&t.dp, Prog::Xdp, &inbound.build()),
+        "client's packet dropped"
+    );
+    // ...and the node's retransmission must not reopen it as a new
+    // outbound flow (egress is open), nor let the client back in.
+    assert!(
+        !passes(&t.dp, Prog::TcOut, &reply.build()),
+        "node's packet of the cut flow"
+    );
+    assert!(!passes(&t.dp, Prog::Xdp, &inbound.build()), "still cut");
+    // A policy allowing ssh again: the flow is evaluated again and passes.
+    apply(&mut t, &open_egress(true), Switch::Confirmed);
+    assert!(passes(&t.dp, Prog::Xdp, &inbound.build()), "allowed again");
+    assert!(passes(&t.dp, Prog::TcOut, &reply.build()));
+}
