@@ -387,4 +387,18 @@ fn audit_mode_observe_and_suggest() {
     )
     .expect("trace JSON");
     assert_eq!(t["verdict"], "allowed", "{t}\n{yaml}");
+    // Switching to enforce is itself a trial ([trial] default, 3s here).
+    let msg = d.ok(&["mode", "enforce"]);
+    assert!(msg.contains("reverts in 3s"), "{msg}");
+    let s = d.status();
+    assert_eq!(s["mode"], "enforce", "{s}");
+    assert_eq!(s["trial"]["mode"], "enforce", "{s}");
+    assert!(
+        !traffic::tcp_ok(&pair.peer, node, 7070, SHORT),
+        "enforced during the trial"
+    );
+    wait_until("back to audit", Duration::from_secs(6), || {
+        d.status()["mode"] == "audit"
+    });
+    assert!(traffic::tcp_ok(&pair.peer, node, 7070, LONG), "audit again");
 }

@@ -326,6 +326,47 @@ impl Test<'_> {
         eprintln!("without --force: refused, session kept:\n{stdout}");
     }
 
+    /// From outside any session (no `SSH_CONNECTION`), an apply that would
+    /// cut an open ssh session to the node is refused too: the daemon finds
+    /// the session among the established connections to sshd.
+    fn refused_for_an_open_session(&self, node: IpAddr) {
+        let mut session = self.sshd.session(node, "sleep 8");
+        let peer = self.pair.peer_v4;
+        let start = Instant::now();
+        let established = || {
+            self.pair.node.run(move || {
+                hostfw::sockdiag::established()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.local.port() == 22 && c.remote.ip() == peer)
+            })
+        };
+        while !established() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the ssh session did not come up{}",
+                self.context()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = self.d.cli(&["apply", path(&self.block), "--trial", "4s"]);
+        let refused = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "applied over an open session{}",
+            self.context()
+        );
+        assert!(
+            refused.contains(&format!("ssh session from {peer} port"))
+                && refused.contains("--force"),
+            "refusal names the open session: {refused}{}",
+            self.context()
+        );
+        let _ = session.kill();
+        let _ = session.wait();
+        self.assert_confirmed(node);
+    }
+
     /// Applies the ssh-blocking trial from inside a session over `node`,
     /// checks the session is cut and that a new login works again after
     /// the deadline, ended the way `way` says.
@@ -461,6 +502,7 @@ fn ssh_lockout_is_undone_by_the_deadline() {
     t.assert_confirmed(v6);
 
     t.refused_without_force(v4);
+    t.refused_for_an_open_session(v4);
     t.cut_and_recover(Way::DaemonAlive, v4);
     t.cut_and_recover(Way::KilledDuringTrial, v6);
     t.cut_and_recover(Way::RestartedAfterDeadline, v4);
