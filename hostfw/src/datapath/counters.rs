@@ -31,10 +31,7 @@ impl Counters {
 impl Datapath {
     /// Reads the packet counters.
     pub fn counters(&self) -> Result<Counters, DatapathError> {
-        let map = self.ebpf().map(MAP_STATS).ok_or(DatapathError::Missing {
-            kind: "map",
-            name: MAP_STATS,
-        })?;
+        let map = self.map_named(MAP_STATS)?;
         let stats: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_STATS, "open", e))?;
         let mut values = Vec::with_capacity(STAT_COUNT as usize);
@@ -57,13 +54,7 @@ impl Datapath {
         max_rule_id: u32,
     ) -> Result<Vec<(u32, u64)>, DatapathError> {
         let base = self.gen_meta(generation)?.rule_stats_base;
-        let map = self
-            .ebpf()
-            .map(MAP_RULE_STATS)
-            .ok_or(DatapathError::Missing {
-                kind: "map",
-                name: MAP_RULE_STATS,
-            })?;
+        let map = self.map_named(MAP_RULE_STATS)?;
         let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)
             .map_err(|e| DatapathError::map(MAP_RULE_STATS, "open", e))?;
         let mut out = Vec::new();
@@ -81,13 +72,7 @@ impl Datapath {
 
     /// Entries in the connection tracker (walks the map: call sparingly).
     pub fn conntrack_entries(&self) -> Result<u64, DatapathError> {
-        let map = self
-            .ebpf()
-            .map(MAP_CONNTRACK)
-            .ok_or(DatapathError::Missing {
-                kind: "map",
-                name: MAP_CONNTRACK,
-            })?;
+        let map = self.map_named(MAP_CONNTRACK)?;
         let ct: HashMap<&MapData, CtKey, CtValue> =
             HashMap::try_from(map).map_err(|e| DatapathError::map(MAP_CONNTRACK, "open", e))?;
         Ok(ct.keys().count() as u64)
@@ -104,13 +89,7 @@ impl Datapath {
             names::MAP_IF_STATS,
             stats::{IfCounters, MAX_IFINDEX},
         };
-        let map = self
-            .ebpf()
-            .map(MAP_IF_STATS)
-            .ok_or(DatapathError::Missing {
-                kind: "map",
-                name: MAP_IF_STATS,
-            })?;
+        let map = self.map_named(MAP_IF_STATS)?;
         let stats: PerCpuArray<&MapData, IfCounters> =
             PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_IF_STATS, "open", e))?;
         let per_cpu = stats

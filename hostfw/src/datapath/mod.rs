@@ -158,6 +158,23 @@ impl Datapath {
         &self.ebpf
     }
 
+    /// A map of the object by name.
+    pub(crate) fn map_named(&self, name: &'static str) -> Result<&aya::maps::Map, DatapathError> {
+        self.ebpf
+            .map(name)
+            .ok_or(DatapathError::Missing { kind: "map", name })
+    }
+
+    /// A map of the object by name, mutably.
+    pub(crate) fn map_mut_named(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut aya::maps::Map, DatapathError> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or(DatapathError::Missing { kind: "map", name })
+    }
+
     /// The loaded object, mutably.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf

@@ -75,13 +75,7 @@ impl Datapath {
         listen_ports: &[u16],
     ) -> Result<usize, DatapathError> {
         let now = boot_ns()?;
-        let map = self
-            .ebpf_mut()
-            .map_mut(MAP_CONNTRACK)
-            .ok_or(DatapathError::Missing {
-                kind: "map",
-                name: MAP_CONNTRACK,
-            })?;
+        let map = self.map_mut_named(MAP_CONNTRACK)?;
         let mut ct: HashMap<&mut MapData, CtKey, CtValue> =
             HashMap::try_from(map).map_err(|e| DatapathError::map(MAP_CONNTRACK, "open", e))?;
         let mut added = 0;

@@ -28,25 +28,10 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::{Datapath, DatapathError};
 use crate::mapstate::{MapChanges, MapDiff, MapState, PolicyEntry, ident_key_v4, ident_key_v6};
 
-fn map_mut<'a>(
-    dp: &'a mut Datapath,
-    name: &'static str,
-) -> Result<&'a mut aya::maps::Map, DatapathError> {
-    dp.ebpf_mut()
-        .map_mut(name)
-        .ok_or(DatapathError::Missing { kind: "map", name })
-}
-
-fn map<'a>(dp: &'a Datapath, name: &'static str) -> Result<&'a aya::maps::Map, DatapathError> {
-    dp.ebpf()
-        .map(name)
-        .ok_or(DatapathError::Missing { kind: "map", name })
-}
-
 impl Datapath {
     /// The config word.
     pub fn config(&self) -> Result<Config, DatapathError> {
-        let a: Array<&MapData, Config> = Array::try_from(map(self, MAP_CONFIG)?)
+        let a: Array<&MapData, Config> = Array::try_from(self.map_named(MAP_CONFIG)?)
             .map_err(|e| DatapathError::map(MAP_CONFIG, "open", e))?;
         a.get(&0, 0)
             .map_err(|e| DatapathError::map(MAP_CONFIG, "read", e))
@@ -54,15 +39,16 @@ impl Datapath {
 
     /// Writes the config word: the one write that switches generations.
     pub fn set_config(&mut self, cfg: Config) -> Result<(), DatapathError> {
-        let mut a: Array<&mut MapData, Config> = Array::try_from(map_mut(self, MAP_CONFIG)?)
-            .map_err(|e| DatapathError::map(MAP_CONFIG, "open", e))?;
+        let mut a: Array<&mut MapData, Config> =
+            Array::try_from(self.map_mut_named(MAP_CONFIG)?)
+                .map_err(|e| DatapathError::map(MAP_CONFIG, "open", e))?;
         a.set(0, cfg, 0)
             .map_err(|e| DatapathError::map(MAP_CONFIG, "write", e))
     }
 
     /// One generation's settings.
     pub fn gen_meta(&self, generation: u32) -> Result<GenMeta, DatapathError> {
-        let a: Array<&MapData, GenMeta> = Array::try_from(map(self, MAP_GEN_META)?)
+        let a: Array<&MapData, GenMeta> = Array::try_from(self.map_named(MAP_GEN_META)?)
             .map_err(|e| DatapathError::map(MAP_GEN_META, "open", e))?;
         a.get(&generation, 0)
             .map_err(|e| DatapathError::map(MAP_GEN_META, "read", e))
@@ -73,8 +59,9 @@ impl Datapath {
         generation: u32,
         meta: GenMeta,
     ) -> Result<(), DatapathError> {
-        let mut a: Array<&mut MapData, GenMeta> = Array::try_from(map_mut(self, MAP_GEN_META)?)
-            .map_err(|e| DatapathError::map(MAP_GEN_META, "open", e))?;
+        let mut a: Array<&mut MapData, GenMeta> =
+            Array::try_from(self.map_mut_named(MAP_GEN_META)?)
+                .map_err(|e| DatapathError::map(MAP_GEN_META, "open", e))?;
         a.set(generation, meta, 0)
             .map_err(|e| DatapathError::map(MAP_GEN_META, "write", e))?;
         if let Some((revision, _)) = &mut self.slots[slot_index(generation)] {
@@ -217,7 +204,7 @@ fn read_hash<K: Pod, V: Pod, E: Ord>(
     entry: impl Fn(&K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
     let map: HashMap<&MapData, K, V> =
-        HashMap::try_from(map(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+        HashMap::try_from(dp.map_named(name)?).map_err(|e| DatapathError::map(name, "open", e))?;
     let mut out = BTreeMap::new();
     for item in map.iter() {
         let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
@@ -235,8 +222,8 @@ fn write_hash<K: Pod, V: Pod, E>(
     changes: &MapChanges<E, V>,
     key: impl Fn(&E) -> K,
 ) -> Result<(), DatapathError> {
-    let mut map: HashMap<&mut MapData, K, V> =
-        HashMap::try_from(map_mut(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    let mut map: HashMap<&mut MapData, K, V> = HashMap::try_from(dp.map_mut_named(name)?)
+        .map_err(|e| DatapathError::map(name, "open", e))?;
     for e in &changes.removals {
         ignore_missing(map.remove(&key(e)), name)?;
     }
@@ -255,7 +242,7 @@ fn read_trie<K: Pod, V: Pod, E: Ord>(
     entry: impl Fn(u32, &K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
     let trie: LpmTrie<&MapData, K, V> =
-        LpmTrie::try_from(map(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+        LpmTrie::try_from(dp.map_named(name)?).map_err(|e| DatapathError::map(name, "open", e))?;
     let mut out = BTreeMap::new();
     for item in trie.iter() {
         let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
@@ -273,8 +260,8 @@ fn write_trie<K: Pod, V: Pod, E>(
     changes: &MapChanges<E, V>,
     key: impl Fn(&E) -> Key<K>,
 ) -> Result<(), DatapathError> {
-    let mut trie: LpmTrie<&mut MapData, K, V> =
-        LpmTrie::try_from(map_mut(dp, name)?).map_err(|e| DatapathError::map(name, "open", e))?;
+    let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(dp.map_mut_named(name)?)
+        .map_err(|e| DatapathError::map(name, "open", e))?;
     for e in &changes.removals {
         ignore_missing(trie.remove(&key(e)), name)?;
     }
