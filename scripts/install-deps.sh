@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 for pkg in rustc-web cargo-web rust-web-src llvm-22-dev iproute2 iputils-ping \
            bpftool netcat-openbsd ethtool python3 ca-certificates \
-           openssh-server openssh-client; do
+           openssh-server openssh-client lintian rpm; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
     || need_apt+=("$pkg")
 done
@@ -32,6 +32,16 @@ if ! bpf-linker --version 2>/dev/null | grep -q '0.13.0'; then
   echo "install-deps: building bpf-linker 0.13.0 against LLVM 22 (about a minute)"
   LLVM_PREFIX=/usr/lib/llvm-22 cargo install --locked bpf-linker@0.13.0 \
     --no-default-features --features llvm-22
+fi
+
+# Packaging (scripts/package.sh): cargo-deb and cargo-generate-rpm.
+if ! command -v cargo-deb >/dev/null; then
+  echo "install-deps: building cargo-deb (about 75 s)"
+  cargo install --locked cargo-deb
+fi
+if ! command -v cargo-generate-rpm >/dev/null; then
+  echo "install-deps: building cargo-generate-rpm (about 4 min)"
+  cargo install --locked cargo-generate-rpm
 fi
 
 # bpffs: systemd mounts it on real nodes; bare machines may lack it.

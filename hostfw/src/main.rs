@@ -65,6 +65,9 @@ enum Command {
     /// whatever the verdict; non-zero only for an error.
     #[command(after_help = cli::NODE_FACTS_HELP)]
     Trace(cli::trace::TraceArgs),
+    /// Write the man page and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(cli::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +115,12 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Trace(args) => cli::trace::run(&args, &mut io::stdout(), &mut io::stderr())
             .map_err(anyhow::Error::from),
+        Command::Generate(args) => cli::generate::run(
+            <Cli as clap::CommandFactory>::command(),
+            &args,
+            &mut io::stdout(),
+        )
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod control;
+pub mod generate;
 pub mod observe;
 pub mod trace;
 
