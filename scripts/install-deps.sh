@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 for pkg in rustc-web cargo-web rust-web-src llvm-22-dev iproute2 iputils-ping \
            bpftool netcat-openbsd ethtool python3 ca-certificates \
-           openssh-server openssh-client lintian rpm; do
+           openssh-server openssh-client lintian rpm debootstrap systemd-container; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
     || need_apt+=("$pkg")
 done

@@ -16,6 +16,10 @@ quiet() { grep -v '^warning: hostfw@' || true; }
 cargo clippy -q --all-targets -- -D warnings 2>&1 | quiet
 log=$(mktemp)
 cargo test --all-targets -- --test-threads=2 2>&1 | quiet | tee "$log"
+# The system tier: the .deb installed in a systemd-nspawn machine.
+./vm-tests/run.sh 2>&1 | tee -a "$log"
 # One closing line for the whole suite.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+awk '/^test result:/ { p += $4; f += $6 }
+     /^vm-tests: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
