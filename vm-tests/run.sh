@@ -336,12 +336,57 @@ sys.exit(0 if ('"$match"') else 1)' <<<"$flows"
   echo "  connection passed; observe shows it as audit"
 }
 
+scenario_reload() {
+  set -e
+  # A broken policy file and `systemctl reload`: the running policy stays,
+  # the service stays active, and status names the file and line.
+  in_vm sh -c "printf 'apiVersion: cilium.io/v2\nkind: Nope\n' > /etc/hostfw/policies.d/broken.yaml"
+  in_vm systemctl reload hostfw
+  wait_for 10 "status shows the broken file" \
+    bash -c "$(declare -f in_vm); leader=$leader; in_vm hostfw status -o json | grep -q 'broken.yaml:2:'"
+  in_vm systemctl is-active --quiet hostfw \
+    || { echo "  hostfw is not active after a broken reload" >&2; return 1; }
+  in_vm hostfw status -o json | grep -q vm-baseline \
+    || { echo "  the running policy was dropped" >&2; return 1; }
+  in_vm rm /etc/hostfw/policies.d/broken.yaml
+  in_vm systemctl reload hostfw
+  wait_for 10 "the error clears" \
+    bash -c "$(declare -f in_vm); leader=$leader; in_vm hostfw status -o json | grep -q '\"last_error\": null'"
+  echo "  broken file refused with its position; fixed file reloaded"
+}
+
+scenario_purge() {
+  set -e
+  in_vm ip -details link show dev eth0 | grep -q 'name hostfw_xdp' \
+    || { echo "  hostfw's XDP program is not attached before the purge" >&2; return 1; }
+  in_vm dpkg --purge hostfw >"$log_dir/purge.log" 2>&1 \
+    || { echo "  dpkg --purge failed:" >&2; tail -n 20 "$log_dir/purge.log" >&2; return 1; }
+  if in_vm ip -details link show dev eth0 | grep -q 'name hostfw_xdp'; then
+    echo "  XDP program still attached after the purge" >&2; return 1
+  fi
+  for dir in ingress egress; do
+    if in_vm tc filter show dev eth0 "$dir" | grep -q hostfw_tc_; then
+      echo "  TC filter still attached ($dir) after the purge" >&2; return 1
+    fi
+  done
+  # The conffile goes; files the operator added (the scenarios' policy)
+  # stay, as dpkg does for any package.
+  for path in /sys/fs/bpf/hostfw /var/lib/hostfw /etc/hostfw/hostfw.toml /usr/sbin/hostfw; do
+    if in_vm test -e "$path"; then
+      echo "  $path still there after the purge" >&2; return 1
+    fi
+  done
+  echo "  programs detached; pins, state, binary and conffile removed"
+}
+
 run_scenario install scenario_install
-if ((passed == 1)); then
-  run_scenario audit scenario_audit
-else
-  failed+=("audit (skipped: install failed)")
-fi
+for next in audit reload purge; do
+  if ((${#failed[@]} == 0)); then
+    run_scenario "$next" "scenario_$next"
+  else
+    failed+=("$next (not run: an earlier scenario failed)")
+  fi
+done
 
 total=$((passed + ${#failed[@]}))
 if ((${#failed[@]})); then
