@@ -355,6 +355,42 @@ scenario_reload() {
   echo "  broken file refused with its position; fixed file reloaded"
 }
 
+scenario_upgrade() {
+  set -e
+  # Enforce (a trial, confirmed), then reinstall the package under
+  # continuous traffic: new ssh connections (allowed: failsafe) must all
+  # connect, new connections to the audit port (denied) never.
+  in_vm hostfw mode enforce --force >/dev/null
+  in_vm hostfw confirm >/dev/null
+  in_vm hostfw status -o json | grep -q '"mode": "enforce"' \
+    || { echo "  not in enforce mode" >&2; return 1; }
+  local pid_before pid_after
+  pid_before=$(in_vm systemctl show -p MainPID --value hostfw)
+  local counts="$log_dir/upgrade-traffic"
+  ip netns exec "$NS_CLIENT" bash -c '
+    ok=0 lost=0 leaked=0 end=$((SECONDS + $1))
+    while ((SECONDS < end)); do
+      if nc -z -w 2 '"$NODE_IP"' 22; then ok=$((ok + 1)); else lost=$((lost + 1)); fi
+      if nc -z -w 1 '"$NODE_IP"' '"$AUDIT_PORT"'; then leaked=$((leaked + 1)); fi
+    done
+    echo "$ok $lost $leaked"' _ 8 >"$counts" &
+  local sender=$!
+  sleep 1
+  in_vm dpkg -i /root/hostfw.deb >"$log_dir/upgrade.log" 2>&1 \
+    || { echo "  dpkg -i (upgrade) failed" >&2; tail -n 20 "$log_dir/upgrade.log" >&2; return 1; }
+  wait "$sender"
+  local ok lost leaked
+  read -r ok lost leaked <"$counts"
+  echo "  during the upgrade: $ok ssh connections, $lost lost; $leaked denied ones let through"
+  in_vm systemctl is-active --quiet hostfw || { echo "  hostfw not active after the upgrade" >&2; return 1; }
+  pid_after=$(in_vm systemctl show -p MainPID --value hostfw)
+  [[ $pid_before != "$pid_after" ]] \
+    || { echo "  the upgrade did not restart the daemon (pid $pid_before)" >&2; return 1; }
+  echo "  daemon restarted by the upgrade: pid $pid_before -> $pid_after"
+  ((ok >= 5)) || { echo "  too little traffic" >&2; return 1; }
+  ((lost == 0 && leaked == 0)) || return 1
+}
+
 scenario_purge() {
   set -e
   in_vm ip -details link show dev eth0 | grep -q 'name hostfw_xdp' \
@@ -380,7 +416,7 @@ scenario_purge() {
 }
 
 run_scenario install scenario_install
-for next in audit reload purge; do
+for next in audit reload upgrade purge; do
   if ((${#failed[@]} == 0)); then
     run_scenario "$next" "scenario_$next"
   else
