@@ -17,8 +17,6 @@ detach_all() {
     done
 }
 
-#DEBHELPER#
-
 if [ "$1" -eq 0 ]; then
     # Whatever the detach in %preun left (daemon not running): programs on
     # the interfaces, the pins, the state and the runtime directory.
