@@ -48,6 +48,8 @@ pub struct Config {
     /// Prometheus endpoint.
     #[serde(default)]
     pub metrics: Metrics,
+    /// The Kubernetes API as a policy source; absent: files only.
+    pub kubernetes: Option<Kubernetes>,
 }
 
 fn mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
@@ -267,6 +269,35 @@ impl Default for Metrics {
     }
 }
 
+/// `[kubernetes]`: CCNPs, this node's labels and the entities' address
+/// sets from the cluster's API server, added to what the files give.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    /// A kubeconfig file (its current context); relative to this file.
+    pub kubeconfig: Option<PathBuf>,
+    /// The pod's service account instead (hostfw run in a pod).
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// This node's `Node` object; default: `[node] name`, else the hostname.
+    pub node_name: Option<String>,
+    /// How changes from the cluster are enforced.
+    #[serde(default)]
+    pub changes: Changes,
+}
+
+/// `[kubernetes] changes`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Changes {
+    /// Enforced as they arrive, like a changed policy file.
+    #[default]
+    Apply,
+    /// Each one applied as a trial of `[trial] default`: kept by `hostfw
+    /// confirm`, reverted by itself otherwise.
+    Trial,
+}
+
 /// A configuration file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -292,7 +323,7 @@ pub enum ConfigError {
 impl Config {
     /// Parses the text of a configuration file; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let cfg: Self = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
                 .map(|s| {
@@ -306,7 +337,37 @@ impl Config {
                 path: path.to_path_buf(),
                 message: format!("{at}{}", e.message()),
             }
-        })
+        })?;
+        if let Some(k) = &cfg.kubernetes {
+            let message = match (&k.kubeconfig, k.in_cluster) {
+                (Some(_), true) => {
+                    Some("[kubernetes]: kubeconfig and in_cluster = true exclude each other")
+                }
+                (None, false) => Some(
+                    "[kubernetes]: set kubeconfig = \"/etc/hostfw/kubeconfig\" (or in_cluster = true in a pod)",
+                ),
+                _ => None,
+            };
+            if let Some(message) = message {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: message.into(),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The name of this node's `Node` object: `[kubernetes] node_name`,
+    /// `[node] name`, else the hostname.
+    #[must_use]
+    pub fn node_name(&self) -> String {
+        self.kubernetes
+            .as_ref()
+            .and_then(|k| k.node_name.clone())
+            .or_else(|| self.node.name.clone())
+            .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
+            .unwrap_or_default()
     }
 
     /// Reads and parses a configuration file. Relative `[policies] paths`
@@ -322,6 +383,12 @@ impl Config {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
+        }
+        if let Some(k) = cfg.kubernetes.as_mut()
+            && let Some(p) = k.kubeconfig.as_mut()
+            && p.is_relative()
+        {
+            *p = dir.join(&*p);
         }
         Ok(cfg)
     }
@@ -411,6 +478,42 @@ listen = "127.0.0.1:9964"
             vec![dir.join("policies.d"), PathBuf::from("/abs")]
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn kubernetes_section_needs_one_way_to_reach_the_api() {
+        let ok = Config::parse(
+            "[kubernetes]\nkubeconfig = \"/etc/hostfw/kubeconfig\"\nchanges = \"trial\"\n",
+            Path::new("h.toml"),
+        )
+        .expect("valid");
+        let k = ok.kubernetes.expect("section");
+        assert_eq!(k.changes, Changes::Trial);
+        assert!(!k.in_cluster);
+        for (text, want) in [
+            ("[kubernetes]\n", "set kubeconfig"),
+            (
+                "[kubernetes]\nkubeconfig = \"k\"\nin_cluster = true\n",
+                "exclude each other",
+            ),
+            (
+                "[kubernetes]\nkubeconfig = \"k\"\nchanges = \"now\"\n",
+                "unknown variant",
+            ),
+            (
+                "[kubernetes]\nkubeconfig = \"k\"\nnode = \"x\"\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::parse(text, Path::new("h.toml")).expect_err(text);
+            assert!(err.to_string().contains(want), "{text}: {err}");
+        }
+        let named = Config::parse(
+            "[node]\nname = \"a\"\n[kubernetes]\nin_cluster = true\n",
+            Path::new("h.toml"),
+        )
+        .expect("valid");
+        assert_eq!(named.node_name(), "a");
     }
 
     #[test]

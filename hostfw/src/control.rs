@@ -125,6 +125,35 @@ pub struct Status {
     pub conntrack: MapUsage,
     /// Packet counters by kind.
     pub counters: Vec<(String, u64)>,
+    /// The Kubernetes source, when `[kubernetes]` is configured.
+    #[serde(default)]
+    pub kubernetes: Option<KubeStatus>,
+}
+
+/// The Kubernetes source's health and data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeStatus {
+    /// The API server's URL.
+    pub server: String,
+    /// The name of this node's `Node` object.
+    pub node: String,
+    /// "connecting" (no complete list yet), "synced" (watching), "stale"
+    /// (the API server failed since the last good data, which stays in
+    /// force), or "failed" (the source could not start: `last_error`).
+    pub state: String,
+    /// Seconds since the data was last known current; 0 while synced.
+    pub data_age_secs: u64,
+    /// What the cluster gives: "3 policies, 2 nodes, 1 API server address".
+    pub summary: String,
+    /// Watches restarted since the daemon started (after an error, or a
+    /// relist after `410 Gone`).
+    pub watch_restarts: u64,
+    /// The last error from the API server, if the state is not synced.
+    pub last_error: Option<String>,
+    /// CCNPs left out because they are invalid: name, then the errors.
+    pub invalid_policies: Vec<(String, String)>,
+    /// A change from the cluster not enforced yet, and why.
+    pub pending: Option<String>,
 }
 
 /// A pending trial.

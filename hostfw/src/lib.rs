@@ -16,6 +16,7 @@ pub mod craft;
 pub mod daemon;
 pub mod datapath;
 pub mod duration;
+pub mod kubernetes;
 pub mod logging;
 pub mod mapstate;
 pub mod metrics;

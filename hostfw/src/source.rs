@@ -74,20 +74,38 @@ pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
 }
 
 /// Lowers a snapshot's sources for this node: the configured paths read
-/// afresh, or the files as applied. Every error, formatted as `hostfw
-/// check` prints it; any error rejects the whole set.
+/// afresh, or the files as applied; with the snapshot's cluster data (the
+/// `Node`'s labels and the entities' addresses merged into `cfg`, and, for
+/// the configured paths, the cluster's CCNPs beside the files'). Every
+/// error, formatted as `hostfw check` prints it; any error rejects the
+/// whole set.
 pub fn lower_snapshot(cfg: &Config, snap: &Snapshot) -> Result<Lowered, Vec<String>> {
     let strings = |errors: Vec<policy::PolicyError>| {
         errors.iter().map(ToString::to_string).collect::<Vec<_>>()
     };
-    let mut lowered = match &snap.sources {
-        Sources::Configured => read(cfg, &cfg.policies.paths)
-            .map_err(|e| vec![e.to_string()])?
-            .into_lowered()
-            .map_err(strings)?,
+    let merged;
+    let cfg = match &snap.cluster {
+        Some(view) => {
+            merged = view.merged(cfg);
+            &merged
+        }
+        None => cfg,
+    };
+    let mut policies = Vec::new();
+    let mut errors = Vec::new();
+    match &snap.sources {
+        Sources::Configured => {
+            let loaded = policy::load(&cfg.policies.paths);
+            policies = loaded.policies;
+            errors.extend(strings(loaded.errors));
+            if let Some(view) = &snap.cluster {
+                match view.parse_policies() {
+                    Ok(mut p) => policies.append(&mut p),
+                    Err(e) => errors.extend(strings(e)),
+                }
+            }
+        }
         Sources::Files(files) => {
-            let mut policies = Vec::new();
-            let mut errors = Vec::new();
             for f in files {
                 let Some(format) = policy::format_of(&f.path) else {
                     errors.push(format!(
@@ -101,14 +119,14 @@ pub fn lower_snapshot(cfg: &Config, snap: &Snapshot) -> Result<Lowered, Vec<Stri
                     Err(e) => errors.extend(strings(e)),
                 }
             }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            let ctx = LowerContext::from_config(cfg, &interface_addresses())
-                .map_err(|e| vec![e.to_string()])?;
-            policy::lower(&policies, &ctx)
         }
-    };
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let ctx =
+        LowerContext::from_config(cfg, &interface_addresses()).map_err(|e| vec![e.to_string()])?;
+    let mut lowered = policy::lower(&policies, &ctx);
     lowered.rules.mode = snap.mode;
     Ok(lowered)
 }

@@ -155,6 +155,9 @@ pub fn render(s: &Status) -> String {
         ));
     }
     t.push_str(&format!("failsafe: {}\n", s.failsafe.join(", ")));
+    if let Some(k) = &s.kubernetes {
+        t.push_str(&render_kubernetes(k));
+    }
     if let Some(e) = &s.last_error {
         t.push_str(&format!("last error: {e}\n"));
     }
@@ -166,6 +169,35 @@ pub fn render(s: &Status) -> String {
         .map(|(n, v)| format!("{n} {v}"))
         .collect();
     t.push_str(&format!("packets: {}\n", counters.join(", ")));
+    t
+}
+
+/// The Kubernetes source's lines of `status`.
+fn render_kubernetes(k: &crate::control::KubeStatus) -> String {
+    let mut t = format!("kubernetes: {} ({}, node {})", k.state, k.server, k.node);
+    if k.data_age_secs > 0 {
+        t.push_str(&format!(
+            "; data {} old, kept in force",
+            duration::format(Duration::from_secs(k.data_age_secs))
+        ));
+    }
+    t.push('\n');
+    if !k.summary.is_empty() {
+        t.push_str(&format!("  {}\n", k.summary));
+    }
+    if k.watch_restarts > 0 {
+        t.push_str(&format!("  watch restarts: {}\n", k.watch_restarts));
+    }
+    if let Some(e) = &k.last_error {
+        t.push_str(&format!("  last error: {e}\n"));
+    }
+    for (name, errors) in &k.invalid_policies {
+        let first = errors.lines().next().unwrap_or_default();
+        t.push_str(&format!("  invalid, left out: ccnp/{name}: {first}\n"));
+    }
+    if let Some(p) = &k.pending {
+        t.push_str(&format!("  cluster change not enforced: {p}\n"));
+    }
     t
 }
 

@@ -96,6 +96,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let store = store::Store::new(&opts.state_dir);
     let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp)
         .map_err(|e| DaemonError::Policy(e.0))?;
+    let mut cluster = start_cluster(&mut svc).await;
     let ifaces = managed_interfaces(svc.config()).await?;
     if ifaces.is_empty() {
         log::warn!("no interface matches [interfaces] include/exclude: nothing is filtered");
@@ -186,6 +187,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                     *m = text;
                 }
             }
+            Some(view) = async {
+                match cluster.as_mut() {
+                    Some(c) => c.views.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => svc.cluster_changed(view),
             Some(ev) = net.recv() => {
                 ifnames.clear();
                 on_net_event(&mut svc, ev);
@@ -235,6 +242,35 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         log::info!("stopping; the programs stay attached and enforce the last policy");
     }
     result
+}
+
+/// Starts the Kubernetes source if `[kubernetes]` is configured. A source
+/// that cannot start (an unreadable kubeconfig) is reported in `status`
+/// and the journal; the daemon runs on with the files and the cluster data
+/// it last enforced.
+async fn start_cluster(svc: &mut service::Service) -> Option<crate::kubernetes::Source> {
+    let k = svc.config().kubernetes.clone()?;
+    let node = svc.config().node_name();
+    match crate::kubernetes::start(&k, node.clone()).await {
+        Ok(source) => {
+            svc.cluster_source(source.status.clone(), k.changes);
+            Some(source)
+        }
+        Err(e) => {
+            log::error!("{e}; enforcing the files and the cluster data last enforced");
+            let status = crate::control::KubeStatus {
+                node,
+                state: "failed".into(),
+                last_error: Some(e),
+                ..crate::control::KubeStatus::default()
+            };
+            svc.cluster_source(
+                std::sync::Arc::new(std::sync::Mutex::new(status)),
+                k.changes,
+            );
+            None
+        }
+    }
 }
 
 /// Serves the metrics text on the configured loopback address; without it

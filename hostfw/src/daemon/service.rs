@@ -3,6 +3,8 @@
 //! rollback, expiry, reload). Every transition goes through the same
 //! path: lower → preflight → compile → atomic switch → persist.
 
+mod cluster;
+
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use super::{
@@ -56,6 +58,7 @@ pub struct Service {
     trial: Option<TrialRecord>,
     last_error: Option<String>,
     attachments: BTreeMap<String, Attachment>,
+    cluster: cluster::ClusterState,
     events: Events,
     conntrack_used: u64,
 }
@@ -99,6 +102,7 @@ impl Service {
             .unwrap_or(Snapshot {
                 sources: Sources::Configured,
                 mode: cfg.mode,
+                cluster: None,
             });
         let pending = store.trial().map_err(|e| Refused(e.to_string()))?;
         let mut svc = Self {
@@ -111,6 +115,7 @@ impl Service {
             trial: None,
             last_error: None,
             attachments: BTreeMap::new(),
+            cluster: cluster::ClusterState::default(),
             events: Events::default(),
             conntrack_used: 0,
         };
@@ -255,6 +260,7 @@ impl Service {
         let snap = Snapshot {
             sources: files.map_or(Sources::Configured, Sources::Files),
             mode: self.current_mode(),
+            cluster: self.current_cluster(),
         };
         let msg = self.enforce(&snap, trial, force, caller)?;
         log::info!("{msg}");
@@ -281,7 +287,12 @@ impl Service {
             .active
             .as_ref()
             .map_or(Sources::Configured, |a| a.snapshot.sources.clone());
-        let msg = self.enforce(&Snapshot { sources, mode }, trial, force, caller)?;
+        let snap = Snapshot {
+            sources,
+            mode,
+            cluster: self.current_cluster(),
+        };
+        let msg = self.enforce(&snap, trial, force, caller)?;
         log::info!("{msg}");
         Ok(msg)
     }
@@ -309,6 +320,7 @@ impl Service {
         self.events.trials_confirmed += 1;
         let msg = format!("confirmed: {}", source_name(&t.snapshot.sources));
         log::info!("{msg}");
+        self.cluster_after_trial(&t.snapshot, true);
         Ok(msg)
     }
 
@@ -344,6 +356,7 @@ impl Service {
             source_name(&t.snapshot.sources)
         );
         log::warn!("{msg}");
+        self.cluster_after_trial(&t.snapshot, false);
         Ok(msg)
     }
 
@@ -492,6 +505,7 @@ impl Service {
             trials_reverted: self.events.trials_reverted,
             policy_revision: status.revision,
             mode_enforce: status.mode == "enforce",
+            kubernetes: status.kubernetes.clone(),
         }
     }
 
@@ -577,6 +591,7 @@ impl Service {
                 capacity: u64::from(self.dp.sizes().conntrack),
             },
             counters,
+            kubernetes: self.cluster_status(),
         }
     }
 }

@@ -43,6 +43,11 @@ pub struct Snapshot {
     /// Audit or enforce.
     #[serde(with = "mode_serde")]
     pub mode: Mode,
+    /// With `[kubernetes]`: the cluster's data this policy was lowered
+    /// with, so that a restart with the API server unreachable, or a revert,
+    /// enforces exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::kubernetes::ClusterView>,
 }
 
 /// A pending trial: what it applied, and when it reverts (wall clock, so
@@ -229,6 +234,7 @@ mod tests {
         let store = Store::new(&dir);
         assert_eq!(store.confirmed().expect("read"), None);
         let snap = Snapshot {
+            cluster: None,
             sources: Sources::Files(vec![SourceFile {
                 path: "/etc/x.yaml".into(),
                 text: "a: 1\n".into(),
@@ -254,6 +260,7 @@ mod tests {
     fn an_expired_trial_has_no_time_left() {
         let t = TrialRecord {
             snapshot: Snapshot {
+                cluster: None,
                 sources: Sources::Configured,
                 mode: Mode::Audit,
             },

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub policy_revision: u32,
     /// Enforce mode (`false`: audit).
     pub mode_enforce: bool,
+    /// The Kubernetes source, when configured.
+    pub kubernetes: Option<crate::control::KubeStatus>,
 }
 
 /// One rule's flow counter.
@@ -198,7 +200,43 @@ pub fn render(s: &Snapshot) -> String {
     out.family(name, Kind::Gauge, "1 in enforce mode, 0 in audit mode.");
     out.sample(name, &[], u64::from(s.mode_enforce));
 
+    if let Some(k) = &s.kubernetes {
+        kubernetes(&mut out, k);
+    }
+
     out.0
+}
+
+/// The Kubernetes source's families (only when `[kubernetes]` is set).
+fn kubernetes(out: &mut Out, k: &crate::control::KubeStatus) {
+    let name = "hostfw_kubernetes_synced";
+    out.family(
+        name,
+        Kind::Gauge,
+        "1 while every watch of the API server is current, 0 otherwise.",
+    );
+    out.sample(name, &[], u64::from(k.state == "synced"));
+    let name = "hostfw_kubernetes_data_age_seconds";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Seconds since the cluster data in force was last known current.",
+    );
+    out.sample(name, &[], k.data_age_secs);
+    let name = "hostfw_kubernetes_watch_restarts_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Watches of the API server restarted (errors, relists after 410 Gone).",
+    );
+    out.sample(name, &[], k.watch_restarts);
+    let name = "hostfw_kubernetes_invalid_policies";
+    out.family(
+        name,
+        Kind::Gauge,
+        "CCNPs in the cluster left out as invalid.",
+    );
+    out.sample(name, &[], k.invalid_policies.len() as u64);
 }
 
 /// Rule samples with duplicate `(policy, rule)` pairs summed (a series may

@@ -130,6 +130,7 @@ fn full() -> Snapshot {
         trials_reverted: 1,
         policy_revision: 9,
         mode_enforce: true,
+        kubernetes: None,
     }
 }
 
@@ -295,4 +296,28 @@ fn large_values_are_exact() {
     let text = render(&snapshot);
     assert!(text.contains("hostfw_packets_total{kind=\"dropped\"} 18446744073709551615\n"));
     assert!(text.contains("\nhostfw_policy_revision 4294967295\n"));
+}
+
+#[test]
+fn kubernetes_families_only_with_the_source() {
+    assert!(!render(&Snapshot::default()).contains("hostfw_kubernetes_"));
+    let text = render(&Snapshot {
+        kubernetes: Some(crate::control::KubeStatus {
+            state: "stale".into(),
+            data_age_secs: 42,
+            watch_restarts: 3,
+            invalid_policies: vec![("bad".into(), "ccnp/bad: x".into())],
+            ..crate::control::KubeStatus::default()
+        }),
+        ..Snapshot::default()
+    });
+    for line in [
+        "hostfw_kubernetes_synced 0",
+        "hostfw_kubernetes_data_age_seconds 42",
+        "hostfw_kubernetes_watch_restarts_total 3",
+        "hostfw_kubernetes_invalid_policies 1",
+        "# TYPE hostfw_kubernetes_watch_restarts_total counter",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
 }
