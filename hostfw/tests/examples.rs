@@ -376,3 +376,78 @@ fn bastion_flows() {
         ",
     );
 }
+
+/// `examples/kubernetes/staged-rollout`: v1 selects every node but the
+/// canary, v2 only the canary, so each node has exactly one of them.
+#[test]
+fn staged_rollout_selects_one_version_per_node() {
+    let dir = examples().join("kubernetes/staged-rollout");
+    let loaded = load(&[dir.clone()]);
+    let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(loaded.policies.len(), 2, "{}", dir.display());
+    for (labels, want) in [
+        ("", "node-baseline-v1"),
+        (
+            "labels = { \"hostfw.example.com/stage\" = \"canary\" }",
+            "node-baseline-v2",
+        ),
+        (
+            "labels = { \"hostfw.example.com/stage\" = \"done\" }",
+            "node-baseline-v1",
+        ),
+    ] {
+        let cfg =
+            Config::parse(&format!("[node]\n{labels}\n"), Path::new("h.toml")).expect("config");
+        let ctx = LowerContext::from_config(&cfg, &[]).expect("context");
+        let l = lower(&loaded.policies, &ctx);
+        let selected: Vec<&str> = l
+            .report
+            .policies
+            .iter()
+            .filter(|p| p.selection == Selection::Selected)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(selected, [want], "node with {labels:?}");
+    }
+}
+
+/// The manifests in `examples/kubernetes/` are the kinds the README says,
+/// and the ClusterRole grants no write.
+#[test]
+fn kubernetes_manifests_hold_what_the_readme_says() {
+    let rbac = fs::read_to_string(examples().join("kubernetes/rbac.yaml")).expect("rbac.yaml");
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ] {
+        assert!(
+            rbac.contains(&format!("kind: {kind}\n")),
+            "rbac.yaml has no {kind}"
+        );
+    }
+    for resource in [
+        "ciliumclusterwidenetworkpolicies",
+        "nodes",
+        "endpointslices",
+        "events",
+    ] {
+        assert!(
+            rbac.contains(resource),
+            "rbac.yaml does not mention {resource}"
+        );
+    }
+    for verb in ["\"update\"", "\"delete\"", "\"patch\"", "\"*\""] {
+        assert!(!rbac.contains(verb), "rbac.yaml grants {verb}");
+    }
+    let crd = fs::read_to_string(
+        examples().join("kubernetes/ciliumclusterwidenetworkpolicies.cilium.io.yaml"),
+    )
+    .expect("CRD");
+    assert!(crd.contains("kind: CustomResourceDefinition"));
+    assert!(crd.contains("name: ciliumclusterwidenetworkpolicies.cilium.io"));
+}
