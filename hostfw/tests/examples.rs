@@ -382,7 +382,7 @@ fn bastion_flows() {
 #[test]
 fn staged_rollout_selects_one_version_per_node() {
     let dir = examples().join("kubernetes/staged-rollout");
-    let loaded = load(&[dir.clone()]);
+    let loaded = load(std::slice::from_ref(&dir));
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(loaded.policies.len(), 2, "{}", dir.display());

@@ -139,6 +139,16 @@ impl<K: Resource + Clone> Store<K> {
                 self.recovered();
                 self.items.remove(&key(&o)).is_some()
             }
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                // Expected after a long disconnection: the history the
+                // watch would resume from is compacted. The watcher lists
+                // again at once; nothing is wrong with the API server.
+                log::info!(
+                    "kubernetes: {}: watch history expired (410 Gone): listing again",
+                    self.what
+                );
+                false
+            }
             Err(e) => {
                 if self.error.is_none() {
                     log::warn!(
@@ -267,7 +277,7 @@ impl Cluster {
             _ => {}
         }
         let Ok(mut st) = status.lock() else { return };
-        st.state = match (&error, self.listed()) {
+        st.state = match (&error, view.is_some()) {
             (_, false) => "connecting",
             (Some(_), true) => "stale",
             (None, true) => "synced",

@@ -8,6 +8,7 @@
 
 pub mod daemon;
 pub mod frames;
+pub mod kubeapi;
 pub mod traffic;
 
 use std::{
