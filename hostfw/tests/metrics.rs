@@ -108,6 +108,7 @@ async fn start() -> SocketAddr {
             reloads_ok: n,
             policy_revision: 3,
             mode_enforce: true,
+            kubernetes: None,
             ..Snapshot::default()
         })
     }));
