@@ -209,34 +209,36 @@ pub fn render(s: &Snapshot) -> String {
 
 /// The Kubernetes source's families (only when `[kubernetes]` is set).
 fn kubernetes(out: &mut Out, k: &crate::control::KubeStatus) {
-    let name = "hostfw_kubernetes_synced";
-    out.family(
-        name,
-        Kind::Gauge,
-        "1 while every watch of the API server is current, 0 otherwise.",
-    );
-    out.sample(name, &[], u64::from(k.state == "synced"));
-    let name = "hostfw_kubernetes_data_age_seconds";
-    out.family(
-        name,
-        Kind::Gauge,
-        "Seconds since the cluster data in force was last known current.",
-    );
-    out.sample(name, &[], k.data_age_secs);
-    let name = "hostfw_kubernetes_watch_restarts_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Watches of the API server restarted (errors, relists after 410 Gone).",
-    );
-    out.sample(name, &[], k.watch_restarts);
-    let name = "hostfw_kubernetes_invalid_policies";
-    out.family(
-        name,
-        Kind::Gauge,
-        "CCNPs in the cluster left out as invalid.",
-    );
-    out.sample(name, &[], k.invalid_policies.len() as u64);
+    let families = [
+        (
+            "hostfw_kubernetes_synced",
+            Kind::Gauge,
+            "1 while every watch of the API server is current, 0 otherwise.",
+            u64::from(k.state == "synced"),
+        ),
+        (
+            "hostfw_kubernetes_data_age_seconds",
+            Kind::Gauge,
+            "Seconds since the cluster data in force was last known current.",
+            k.data_age_secs,
+        ),
+        (
+            "hostfw_kubernetes_watch_restarts_total",
+            Kind::Counter,
+            "Watches of the API server restarted (errors, relists after 410 Gone).",
+            k.watch_restarts,
+        ),
+        (
+            "hostfw_kubernetes_invalid_policies",
+            Kind::Gauge,
+            "CCNPs in the cluster left out as invalid.",
+            k.invalid_policies.len() as u64,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        out.sample(name, &[], value);
+    }
 }
 
 /// Rule samples with duplicate `(policy, rule)` pairs summed (a series may
