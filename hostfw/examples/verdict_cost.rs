@@ -1,16 +1,36 @@
 //! Benchmark: ns per packet of the XDP and TC programs (BPF_PROG_TEST_RUN,
-//! repeated) with 10 to 100,000 CIDR rules, for a denied packet, an allowed
-//! packet of a new (untracked) flow and an allowed packet of a tracked flow.
+//! repeated) with 10 to 100,000 rules of three kinds, and the time to
+//! compile and atomically apply those rule sets.
+//!
+//! Kinds of rules (`n` rules, ingress, default deny):
+//! - `cidr`: rule `i` allows one CIDR (prefix lengths /32, /30, /28, /26 in
+//!   turn, disjoint, in 10.0.0.0/8) on TCP 443 and ICMP timestamp;
+//! - `port`: rule `i` allows every peer on one port of TCP, UDP or SCTP in
+//!   turn (three in four an exact port, one in four a range of two ports);
+//! - `mixed`: rule `i` allows the CIDR of `cidr` rule `i` on the port of
+//!   `port` rule `i`.
+//!
+//! Packets: `denied` (cidr: a source no rule names; port: a port no rule
+//! names; mixed: a source a rule names, on a port it does not allow),
+//! `allowed, new flow` (ICMP timestamp, untracked, so that every run is a
+//! full policy decision; port and mixed: the last TCP rule also allows it)
+//! and `allowed, tracked` (a TCP SYN of the last TCP rule; after the first
+//! run, a connection-tracking hit). The rule a packet matches is the last
+//! one, where a linear rule list would look last.
 //!
 //! Run as root: `scripts/bench.sh` (or `cargo run --release --example
-//! verdict_cost -- [REPEAT]`).
+//! verdict_cost -- [REPEAT] [--runs N] [--apply-runs N] [--kinds cidr,port,mixed]
+//! [--sizes 10,1000,...] [--out DIR]`). With `--out`, writes
+//! `DIR/verdict_cost.csv` and `DIR/apply.csv`.
 
 use std::{
+    fmt::Write as _,
     net::{IpAddr, Ipv4Addr},
     path::PathBuf,
     time::Instant,
 };
 
+use anyhow::{Context as _, bail};
 use hostfw::{
     craft::Frame,
     datapath::{
@@ -22,100 +42,322 @@ use hostfw::{
     ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
 use hostfw_common::proto;
+use ipnet::{IpNet, Ipv4Net};
 
 const RULE_COUNTS: [u32; 4] = [10, 1_000, 10_000, 100_000];
+/// A TCP port no `port` rule uses.
+const CLOSED_PORT: u16 = 60_000;
+/// ICMP timestamp request: not tracked.
+const ICMP_TIMESTAMP: u8 = 13;
 
-/// `n` allow rules, each one /32 in 10.0.0.0/8 on TCP 443 and ICMP
-/// timestamp (untracked, so every run is a full policy decision).
-fn rules(n: u32) -> RuleSet {
+/// The `i`-th CIDR: disjoint /26 blocks of 10.0.0.0/8, with prefix lengths
+/// /32, /30, /28 and /26 in turn (host hash and LPM trie both used).
+fn cidr(i: u32) -> Ipv4Net {
+    let len = [32u8, 30, 28, 26][(i % 4) as usize];
+    Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i * 64), len).unwrap_or_default()
+}
+
+/// The `i`-th port rule: TCP, UDP, SCTP in turn; per protocol, groups of
+/// three exact ports and one aligned two-port range.
+fn port_l4(i: u32) -> L4 {
+    let p = [proto::TCP, proto::UDP, proto::SCTP][(i % 3) as usize];
+    let k = i / 3;
+    let base = u16::try_from(1024 + (k / 4) * 6).unwrap_or(u16::MAX - 6);
+    match k % 4 {
+        3 => L4::Ports {
+            proto: p,
+            first: base + 4,
+            last: base + 5,
+        },
+        r => L4::port(p, base + u16::try_from(r).unwrap_or(0)),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Cidr,
+    Port,
+    Mixed,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cidr => "cidr",
+            Self::Port => "port",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "cidr" => Self::Cidr,
+            "port" => Self::Port,
+            "mixed" => Self::Mixed,
+            other => bail!("unknown kind {other}: cidr, port or mixed"),
+        })
+    }
+}
+
+/// The last rule on TCP (the allowed packets match it).
+fn last_tcp_rule(n: u32) -> u32 {
+    let last = n - 1;
+    last - last % 3
+}
+
+fn first_port(l4: L4) -> u16 {
+    match l4 {
+        L4::Ports { first, .. } => first,
+        _ => 0,
+    }
+}
+
+/// `n` rules of `kind`.
+fn rules(kind: Kind, n: u32) -> RuleSet {
+    let member_rule = last_tcp_rule(n);
     RuleSet {
         mode: Mode::Enforce,
         default_deny_ingress: true,
         default_deny_egress: false,
         rules: (0..n)
             .map(|i| {
-                let peer = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i * 7)));
-                Rule::new(
-                    i + 1,
-                    Direction::Ingress,
-                    Action::Allow,
-                    Peers::nets([peer.into()]),
-                    vec![L4::port(proto::TCP, 443), L4::icmp(proto::ICMP, 13)],
-                )
+                let (peers, mut l4) = match kind {
+                    Kind::Cidr => (
+                        Peers::nets([IpNet::V4(cidr(i))]),
+                        vec![
+                            L4::port(proto::TCP, 443),
+                            L4::icmp(proto::ICMP, ICMP_TIMESTAMP),
+                        ],
+                    ),
+                    Kind::Port => (Peers::Any, vec![port_l4(i)]),
+                    Kind::Mixed => (Peers::nets([IpNet::V4(cidr(i))]), vec![port_l4(i)]),
+                };
+                if kind != Kind::Cidr && i == member_rule {
+                    l4.push(L4::icmp(proto::ICMP, ICMP_TIMESTAMP));
+                }
+                Rule::new(i + 1, Direction::Ingress, Action::Allow, peers, l4)
             })
             .collect(),
     }
 }
 
+const PACKETS: [&str; 3] = ["denied", "allowed, new flow", "allowed, tracked"];
+/// The packets' names in the CSV file.
+const PACKET_KEYS: [&str; 3] = ["denied", "allowed_new", "allowed_tracked"];
+
+/// The three packets for `kind` at `n` rules: denied, allowed new, allowed
+/// tracked.
+fn packets(kind: Kind, n: u32) -> [Frame; 3] {
+    let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    let j = last_tcp_rule(n);
+    let member = |i: u32| IpAddr::V4(cidr(i).network());
+    match kind {
+        Kind::Cidr => [
+            Frame::tcp(stranger, node, 40000, 443),
+            Frame::icmp(member(n - 1), node, ICMP_TIMESTAMP, 0, 1),
+            Frame::tcp(member(n - 1), node, 40001, 443),
+        ],
+        Kind::Port => [
+            Frame::tcp(stranger, node, 40000, CLOSED_PORT),
+            Frame::icmp(stranger, node, ICMP_TIMESTAMP, 0, 1),
+            Frame::tcp(stranger, node, 40001, first_port(port_l4(j))),
+        ],
+        Kind::Mixed => [
+            Frame::tcp(member(j), node, 40000, CLOSED_PORT),
+            Frame::icmp(member(j), node, ICMP_TIMESTAMP, 0, 1),
+            Frame::tcp(member(j), node, 40001, first_port(port_l4(j))),
+        ],
+    }
+}
+
+/// Median, minimum and maximum.
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let med = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        f64::midpoint(v[v.len() / 2 - 1], v[v.len() / 2])
+    };
+    (med, v[0], v[v.len() - 1])
+}
+
+struct Opts {
+    repeat: u32,
+    runs: usize,
+    apply_runs: usize,
+    kinds: Vec<Kind>,
+    sizes: Vec<u32>,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        repeat: 1_000_000,
+        runs: 3,
+        apply_runs: 3,
+        kinds: vec![Kind::Cidr, Kind::Port, Kind::Mixed],
+        sizes: RULE_COUNTS.to_vec(),
+        out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--runs" => o.runs = val()?.parse()?,
+            "--apply-runs" => o.apply_runs = val()?.parse()?,
+            "--repeat" => o.repeat = val()?.parse()?,
+            "--out" => o.out = Some(PathBuf::from(val()?)),
+            "--kinds" => {
+                o.kinds = val()?
+                    .split(',')
+                    .map(Kind::parse)
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "--sizes" => {
+                o.sizes = val()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            n if !n.starts_with("--") => o.repeat = n.parse()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    if o.runs == 0 || o.apply_runs == 0 || o.sizes.iter().any(|&n| n < 4) {
+        bail!("--runs and --apply-runs must be at least 1, sizes at least 4");
+    }
+    Ok(o)
+}
+
 fn main() -> anyhow::Result<()> {
-    let repeat: u32 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let o = parse_args()?;
     let pin_root = PathBuf::from(format!("/sys/fs/bpf/hostfw-bench-{}", std::process::id()));
+    let result = run(&o, &pin_root);
+    let _ = Datapath::remove_all(&pin_root);
+    result
+}
+
+fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
     let mut dp = Datapath::load(&LoadOptions {
-        pin_root: pin_root.clone(),
+        pin_root: pin_root.to_path_buf(),
         sizes: MapSizes::default(),
     })?;
-    let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let member = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32 | (7 * 5)));
-    let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
-    let cases = [
-        ("denied (no rule)", Frame::tcp(stranger, node, 40000, 443)),
-        ("allowed, new flow", Frame::icmp(member, node, 13, 0, 1)),
-        ("allowed, tracked", Frame::tcp(member, node, 40001, 443)),
-    ];
-    println!("ns per packet, BPF_PROG_TEST_RUN x {repeat} (median of 3 runs)");
-    println!(
-        "{:>8} {:>9} | {:<18} {:>8} {:>8}",
-        "rules", "apply ms", "packet", "XDP", "TC in"
+    let mut cost_csv = String::from("kind,rules,packet,prog,median_ns,min_ns,max_ns,runs,repeat\n");
+    let mut apply_csv = String::from(
+        "kind,rules,compile_ms,compile_min,compile_max,apply_ms,apply_min,apply_max,\
+         total_ms,total_min,total_max,map_entries,runs\n",
     );
-    let mut first: Vec<f64> = Vec::new();
-    let mut last: Vec<f64> = Vec::new();
-    for n in RULE_COUNTS {
-        let rs = rules(n);
-        let state = mapstate::compile(&rs)?;
-        let start = Instant::now();
-        dp.apply(&state, Switch::Confirmed)?;
-        let apply_ms = start.elapsed().as_secs_f64() * 1000.0;
-        let mut row = Vec::new();
-        for (i, (what, frame)) in cases.iter().enumerate() {
-            let bytes = frame.build();
-            let mut cols = Vec::new();
-            for prog in [Prog::Xdp, Prog::TcIn] {
-                let mut runs: Vec<f64> = (0..3)
-                    .map(|_| {
-                        let (pass, total_ns) = run_raw(&dp, prog, &bytes, repeat);
-                        assert_eq!(pass, i != 0, "{what}: unexpected verdict");
-                        total_ns
-                    })
-                    .collect();
-                runs.sort_by(f64::total_cmp);
-                cols.push(runs[1]);
-            }
-            let label = if i == 0 {
-                format!("{n:>8} {apply_ms:>9.1}")
-            } else {
-                format!("{:>8} {:>9}", "", "")
-            };
-            println!("{label} | {what:<18} {:>8.1} {:>8.1}", cols[0], cols[1]);
-            row.extend(cols);
-        }
-        if first.is_empty() {
-            first.clone_from(&row);
-        }
-        last = row;
-    }
-    println!("\ncost at 100,000 rules / cost at 10 rules (goal <= 1.3):");
-    for (i, (what, _)) in cases.iter().enumerate() {
+    // (kind, packet, prog) -> ns at the smallest and at the largest size.
+    let mut ratios: Vec<(String, f64, f64)> = Vec::new();
+    println!(
+        "ns per packet, BPF_PROG_TEST_RUN x {}, median (min-max) of {} runs; \
+         compile and apply: median of {}",
+        o.repeat, o.runs, o.apply_runs
+    );
+    for &kind in &o.kinds {
+        println!("\n{} rules", kind.name());
         println!(
-            "  {what:<18} XDP {:.2}  TC {:.2}",
-            last[2 * i] / first[2 * i],
-            last[2 * i + 1] / first[2 * i + 1]
+            "{:>8} {:>9} {:>9} | {:<18} {:>20} {:>20}",
+            "rules", "compile", "apply ms", "packet", "XDP", "TC ingress"
         );
+        let mut first: Vec<f64> = Vec::new();
+        for &n in &o.sizes {
+            let rs = rules(kind, n);
+            let (mut compile_ms, mut apply_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
+            let mut entries = 0;
+            for _ in 0..o.apply_runs {
+                let start = Instant::now();
+                let state = mapstate::compile(&rs)?;
+                let compiled = start.elapsed();
+                dp.apply(&state, Switch::Confirmed)?;
+                let total = start.elapsed();
+                let c = state.counts();
+                entries = c.ident_v4 + c.ident_v6 + c.policy;
+                compile_ms.push(compiled.as_secs_f64() * 1e3);
+                apply_ms.push((total - compiled).as_secs_f64() * 1e3);
+                total_ms.push(total.as_secs_f64() * 1e3);
+            }
+            let (c, cmin, cmax) = stats(compile_ms);
+            let (a, amin, amax) = stats(apply_ms);
+            let (t, tmin, tmax) = stats(total_ms);
+            writeln!(
+                apply_csv,
+                "{},{n},{c:.2},{cmin:.2},{cmax:.2},{a:.2},{amin:.2},{amax:.2},\
+                 {t:.2},{tmin:.2},{tmax:.2},{entries},{}",
+                kind.name(),
+                o.apply_runs
+            )?;
+            let mut row = Vec::new();
+            for (i, frame) in packets(kind, n).iter().enumerate() {
+                let bytes = frame.build();
+                let mut cols = Vec::new();
+                for prog in [Prog::Xdp, Prog::TcIn] {
+                    // Warm-up, not measured: caches, the conntrack entry.
+                    let _ = run_raw(&dp, prog, &bytes, o.repeat.clamp(1, 10_000));
+                    let runs: Vec<f64> = (0..o.runs)
+                        .map(|_| {
+                            let (pass, ns) = run_raw(&dp, prog, &bytes, o.repeat);
+                            if pass == (i == 0) {
+                                bail!(
+                                    "{} rules, {n}: {} packet {} by {prog:?}: wrong verdict",
+                                    kind.name(),
+                                    PACKETS[i],
+                                    if pass { "passed" } else { "dropped" }
+                                );
+                            }
+                            Ok(ns)
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    let (med, min, max) = stats(runs);
+                    let prog_name = if prog == Prog::Xdp { "xdp" } else { "tc" };
+                    writeln!(
+                        cost_csv,
+                        "{},{n},{},{prog_name},{med:.1},{min:.1},{max:.1},{},{}",
+                        kind.name(),
+                        PACKET_KEYS[i],
+                        o.runs,
+                        o.repeat
+                    )?;
+                    cols.push(format!("{med:>6.1} ({min:.0}-{max:.0})"));
+                    row.push(med);
+                }
+                let label = if i == 0 {
+                    format!("{n:>8} {c:>9.1} {a:>9.1}")
+                } else {
+                    format!("{:>8} {:>9} {:>9}", "", "", "")
+                };
+                println!(
+                    "{label} | {:<18} {:>20} {:>20}",
+                    PACKETS[i], cols[0], cols[1]
+                );
+            }
+            if first.is_empty() {
+                first.clone_from(&row);
+            } else if n == *o.sizes.iter().max().unwrap_or(&n) {
+                for (k, v) in row.iter().enumerate() {
+                    let prog = if k % 2 == 0 { "XDP" } else { "TC" };
+                    ratios.push((
+                        format!("{} {} {prog}", kind.name(), PACKETS[k / 2]),
+                        first[k],
+                        *v,
+                    ));
+                }
+            }
+        }
     }
-    drop(dp);
-    let _ = Datapath::remove_all(&pin_root);
+    if let (Some(lo), Some(hi)) = (o.sizes.iter().min(), o.sizes.iter().max())
+        && !ratios.is_empty()
+    {
+        println!("\ncost at {hi} rules / cost at {lo} rules (goal <= 1.3):");
+        for (what, a, b) in &ratios {
+            println!("  {what:<32} {:.2}", b / a);
+        }
+    }
+    if let Some(dir) = &o.out {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("verdict_cost.csv"), cost_csv)?;
+        std::fs::write(dir.join("apply.csv"), apply_csv)?;
+    }
     Ok(())
 }
