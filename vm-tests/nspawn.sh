@@ -21,6 +21,7 @@ log_dir=$cache/logs/nspawn
 SSH_KEY=$cache/nspawn/id_ed25519
 
 source vm-tests/lib/common.sh
+source vm-tests/lib/debian.sh
 source vm-tests/lib/ssh.sh
 source vm-tests/lib/policies.sh
 source vm-tests/nspawn/machine.sh

@@ -5,10 +5,14 @@
 #
 #   tier 1, vm-tests/nspawn.sh: the packages on a systemd-nspawn machine
 #           (real systemd and sshd, this kernel)
+#   tier 2, vm-tests/qemu.sh: the .deb on QEMU VMs (their own kernels 6.1
+#           and 6.12, virtio-net's XDP, real reboots, two nodes)
 #
-# Run one tier (or scenarios of it) alone: vm-tests/nspawn.sh [SCENARIO...].
+# Run one tier (or scenarios of it) alone: vm-tests/nspawn.sh [SCENARIO...],
+# vm-tests/qemu.sh [SCENARIO...].
 set -euo pipefail
 cd "$(dirname "$0")"
 rc=0
 ./nspawn.sh || rc=1
+./qemu.sh || rc=1
 exit "$rc"

@@ -23,7 +23,8 @@ json_check() {
 }
 
 # The scenarios of a tier, run in order; after a failure the rest are
-# listed as not run (they build on the earlier ones' state).
+# listed as not run (they build on the earlier ones' state), unless the
+# tier set keep_going (below).
 passed=0
 failed=()
 durations=()
@@ -33,9 +34,14 @@ durations=()
 on_failure() { :; }
 after_scenario() { :; }
 
+# A tier whose scenarios each set up the state they need, once its set-up
+# scenarios passed, sets keep_going=1: a failure then does not stop the
+# scenarios after it.
+keep_going=0
+
 run_scenario() { # run_scenario NAME FUNCTION
   local name=$1 start=$SECONDS rc
-  if ((${#failed[@]})); then
+  if ((${#failed[@]})) && ((!keep_going)); then
     failed+=("$name (not run: an earlier scenario failed)")
     return 0
   fi

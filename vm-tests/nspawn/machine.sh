@@ -27,19 +27,6 @@ bpffs_dir=$run_dir/bpffs
 nspawn_pid=
 leader=
 
-# The mirror of this machine's apt sources (deb822 first, then one-line).
-debian_mirror() {
-  local m
-  m=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)[[:space:]]*$/\1/p' \
-    /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1 || true)
-  if [[ -z $m ]]; then
-    m=$(awk '$1 == "deb" && $2 !~ /^\[/ && $2 ~ /\/debian\/?$/ {print $2; exit}' \
-      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
-  fi
-  [[ -n $m ]] || die "no Debian mirror found in /etc/apt/sources.list{,.d}"
-  echo "$m"
-}
-
 # build_rootfs: sets $rootfs, building it if the cache has none for the key.
 build_rootfs() {
   local mirror key t0

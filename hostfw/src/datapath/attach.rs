@@ -158,9 +158,15 @@ pub fn attach(
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     // A program attached through netlink (a previous run) is replaced the
     // same way: a link cannot be created over it.
-    let by_netlink = xdp_netlink::query(ifindex)
-        .map_err(|e| netlink_error(ifname, &e))?
-        .is_some();
+    // (netlink also reports a program attached through a link: pinned
+    // links of ours are taken over as links, below.)
+    let has_link_pins = [XdpAttach::Native, XdpAttach::Generic]
+        .into_iter()
+        .any(|m| link_pin(pin_root, ifname, xdp_pin_name(m)).exists());
+    let by_netlink = !has_link_pins
+        && xdp_netlink::query(ifindex)
+            .map_err(|e| netlink_error(ifname, &e))?
+            .is_some();
     if tcx
         && !by_netlink
         && *pin_links != Some(false)
@@ -449,7 +455,7 @@ pub fn pinned_interfaces(pin_root: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            Some(name.split_once('.')?.0.to_owned())
+            super::bpffs::link_pin_ifname(&name)
         })
         .collect();
     out.sort();

@@ -41,8 +41,33 @@ pub fn links_dir(pin_root: &Path) -> PathBuf {
     pin_root.join("links")
 }
 
-/// Pin path of one interface's link for one program.
+/// Pin path of one interface's link for one program: `IFNAME:PROGRAM`.
+/// bpffs refuses names with a dot (EPERM, `bpf_lookup`), so the dots of an
+/// interface name (`eth0.100`) become colons, which interface names cannot
+/// hold: the name stays unique and [`link_pin_ifname`] reverses it.
 #[must_use]
 pub fn link_pin(pin_root: &Path, ifname: &str, program: &str) -> PathBuf {
-    links_dir(pin_root).join(format!("{ifname}.{program}"))
+    links_dir(pin_root).join(format!("{}:{program}", ifname.replace('.', ":")))
+}
+
+/// The interface a link pin's file name belongs to.
+#[must_use]
+pub fn link_pin_ifname(file_name: &str) -> Option<String> {
+    let (ifname, _program) = file_name.rsplit_once(':')?;
+    Some(ifname.replace(':', "."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_pin_names_have_no_dot_and_name_their_interface() {
+        for ifname in ["eth0", "eth0.100", "bond0.10.20"] {
+            let path = link_pin(Path::new("/sys/fs/bpf/hostfw"), ifname, "tc-ingress");
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+            assert!(!name.contains('.'), "{name}");
+            assert_eq!(link_pin_ifname(name).as_deref(), Some(ifname));
+        }
+    }
 }
