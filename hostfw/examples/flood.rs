@@ -30,38 +30,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use hostfw::craft::Frame;
 
-/// `--name value` options.
-struct Args(Vec<String>);
-
-impl Args {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .position(|a| a == name)
-            .and_then(|i| self.0.get(i + 1))
-            .map(String::as_str)
-    }
-
-    fn req<T: std::str::FromStr>(&self, name: &str) -> anyhow::Result<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let v = self
-            .get(name)
-            .with_context(|| format!("{name} is required"))?;
-        v.parse().map_err(|e| anyhow::anyhow!("{name} {v}: {e}"))
-    }
-
-    fn opt<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.get(name) {
-            Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{name} {v}: {e}")),
-            None => Ok(default),
-        }
-    }
-}
+#[path = "common/args.rs"]
+mod args;
+use args::Args;
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
