@@ -29,16 +29,7 @@ source vm-tests/nspawn/scenarios.sh
 
 ALL=(install audit reload enforce lockout lockout_sigkill lockout_restart confirm_reboot upgrade purge rpm)
 SETUP=(install audit reload enforce)
-if (($#)); then
-  wanted=("${SETUP[@]}")
-  for s in "$@"; do
-    s=${s//-/_}
-    [[ " ${ALL[*]} " == *" $s "* ]] || die "no scenario '$s' (scenarios: ${ALL[*]})"
-    [[ " ${wanted[*]} " == *" $s "* ]] || wanted+=("$s")
-  done
-else
-  wanted=("${ALL[@]}")
-fi
+pick_scenarios ALL SETUP "$@"
 
 [[ $EUID -eq 0 ]] || die "run as root"
 for tool in debootstrap systemd-nspawn ip nc nsenter python3 sha256sum timeout ssh ssh-keygen flock; do

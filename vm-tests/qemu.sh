@@ -42,16 +42,7 @@ source vm-tests/qemu/scenarios.sh
 
 ALL=(install kernel-6.1 kernel-6.12 reboot two-nodes lockout lockout-reboot)
 SETUP=(install)
-if (($#)); then
-  wanted=("${SETUP[@]}")
-  for s in "$@"; do
-    s=${s//_/-}
-    [[ " ${ALL[*]} " == *" $s "* ]] || die "no scenario '$s' (scenarios: ${ALL[*]})"
-    [[ " ${wanted[*]} " == *" $s "* ]] || wanted+=("$s")
-  done
-else
-  wanted=("${ALL[@]}")
-fi
+pick_scenarios ALL SETUP "$@"
 
 [[ $EUID -eq 0 ]] || die "run as root"
 for tool in mmdebstrap qemu-system-x86_64 qemu-img mke2fs ip nc ping nsenter python3 \

@@ -72,3 +72,25 @@ finish() { # finish TIER
   fi
   say "$passed passed, 0 failed"
 }
+
+# pick_scenarios ALL SETUP ARGS...: sets `wanted` to every scenario of the
+# array named ALL, or, with ARGS, the set-up scenarios of the array named
+# SETUP then the ones named (with dashes or underscores).
+pick_scenarios() {
+  local -n _all=$1 _setup=$2
+  shift 2
+  if (($# == 0)); then
+    wanted=("${_all[@]}")
+    return 0
+  fi
+  wanted=("${_setup[@]}")
+  local s cand name
+  for s in "$@"; do
+    name=
+    for cand in "$s" "${s//-/_}" "${s//_/-}"; do
+      if [[ " ${_all[*]} " == *" $cand "* ]]; then name=$cand; break; fi
+    done
+    [[ -n $name ]] || die "no scenario '$s' (scenarios: ${_all[*]})"
+    [[ " ${wanted[*]} " == *" $name "* ]] || wanted+=("$name")
+  done
+}
