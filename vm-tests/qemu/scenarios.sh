@@ -23,24 +23,18 @@ vm_tcp_ok() { in_vm "$1" "timeout 6 nc -z -w 3 $2 $3" >/dev/null 2>&1; }
 # bastion_ssh VM COMMAND: ssh from the bastion address (.3), a fresh login.
 bastion_ssh() { client_ssh "$(vm_ip "$1")" -b "$NET4.3" -- "$2"; }
 
-# listen VM PORT...: TCP listeners in the VM (hfwq-tcp@PORT, enabled: they
-# come back at boot, before the network is up).
+# listen [--udp] VM PORT...: TCP listeners (or UDP receivers) in the VM
+# (hfwq-tcp@PORT / hfwq-udp@PORT, enabled: they come back at boot, before
+# the network is up).
 listen() {
+  local kind=tcp flag=t what=listener
+  if [[ $1 == --udp ]]; then kind=udp flag=u what="UDP receiver"; shift; fi
   local vm=$1 p units=()
   shift
-  for p in "$@"; do units+=("hfwq-tcp@$p.service"); done
-  in_vm "$vm" systemctl enable --now --quiet "${units[@]}" || fail "could not start listeners on $vm"
+  for p in "$@"; do units+=("hfwq-$kind@$p.service"); done
+  in_vm "$vm" systemctl enable --now --quiet "${units[@]}" || fail "could not start ${what}s on $vm"
   for p in "$@"; do
-    wait_for 20 "listener on $vm:$p" in_vm "$vm" "ss -Htln 'sport = :$p' | grep -q LISTEN" || return 1
-  done
-}
-listen_udp() {
-  local vm=$1 p units=()
-  shift
-  for p in "$@"; do units+=("hfwq-udp@$p.service"); done
-  in_vm "$vm" systemctl enable --now --quiet "${units[@]}" || fail "could not start UDP receivers on $vm"
-  for p in "$@"; do
-    wait_for 20 "UDP receiver on $vm:$p" in_vm "$vm" "ss -Huln 'sport = :$p' | grep -q ." || return 1
+    wait_for 20 "$what on $vm:$p" in_vm "$vm" "ss -H${flag}ln 'sport = :$p' | grep -q ." || return 1
   done
 }
 
@@ -151,7 +145,7 @@ scenario_kernel_6_1() {
   in_vm a 'tc filter show dev eth0 egress' | grep -q hostfw_tc || fail "tc shows no hostfw filter on eth0's clsact egress"
   echo "  eth0's driver: $(in_vm a 'basename $(readlink /sys/class/net/eth0/device/driver)'); ip link: prog/xdp (driver mode) on eth0; tc: hostfw filters on clsact ingress and egress"
   listen a 8080 8081 8082
-  listen_udp a 5300 5301 5302
+  listen --udp a 5300 5301 5302
   policy_flows | set_policy a vm-flows
   enforce_confirmed a
   echo "  enforcing vm-flows (confirmed)"
@@ -164,7 +158,7 @@ scenario_kernel_6_12() {
   k=$(in_vm b uname -r)
   [[ $k == 6.12.* ]] || fail "VM b runs kernel $k, not 6.12"
   listen b 8080 8082
-  listen_udp b 5300 5302
+  listen --udp b 5300 5302
   policy_flows | set_policy b vm-flows
   enforce_confirmed b
   echo "  enforcing vm-flows (confirmed)"

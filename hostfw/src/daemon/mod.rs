@@ -253,7 +253,7 @@ async fn start_cluster(svc: &mut service::Service) -> Option<crate::kubernetes::
     let node = svc.config().node_name();
     match crate::kubernetes::start(&k, node.clone()).await {
         Ok(source) => {
-            svc.cluster_source(source.status.clone(), k.changes);
+            svc.cluster_source(source.status.clone());
             Some(source)
         }
         Err(e) => {
@@ -264,10 +264,7 @@ async fn start_cluster(svc: &mut service::Service) -> Option<crate::kubernetes::
                 last_error: Some(e),
                 ..crate::control::KubeStatus::default()
             };
-            svc.cluster_source(
-                std::sync::Arc::new(std::sync::Mutex::new(status)),
-                k.changes,
-            );
+            svc.cluster_source(std::sync::Arc::new(std::sync::Mutex::new(status)));
             None
         }
     }

@@ -16,7 +16,6 @@ pub(super) struct ClusterState {
     latest: Option<ClusterView>,
     /// The watches' health, for `status`.
     status: Option<Arc<Mutex<KubeStatus>>>,
-    changes: Changes,
     /// With `changes = "trial"`: a view whose trial was reverted. It is not
     /// tried again; the next change from the cluster is.
     rejected: Option<ClusterView>,
@@ -25,11 +24,17 @@ pub(super) struct ClusterState {
 }
 
 impl Service {
-    /// Connects the Kubernetes source: its health for `status`, and how
-    /// its changes are enforced.
-    pub fn cluster_source(&mut self, status: Arc<Mutex<KubeStatus>>, changes: Changes) {
+    /// Connects the Kubernetes source's health, for `status`.
+    pub fn cluster_source(&mut self, status: Arc<Mutex<KubeStatus>>) {
         self.cluster.status = Some(status);
-        self.cluster.changes = changes;
+    }
+
+    /// `[kubernetes] changes` (as configured now).
+    fn cluster_changes(&self) -> Changes {
+        self.cfg
+            .kubernetes
+            .as_ref()
+            .map_or(Changes::Apply, |k| k.changes)
     }
 
     /// The cluster data a new snapshot is lowered with: the newest from the
@@ -56,7 +61,7 @@ impl Service {
     /// After a trial was confirmed (`kept`) or reverted.
     pub(super) fn cluster_after_trial(&mut self, trial: &Snapshot, kept: bool) {
         if !kept
-            && self.cluster.changes == Changes::Trial
+            && self.cluster_changes() == Changes::Trial
             && trial.cluster.is_some()
             && trial.cluster != self.confirmed.cluster
         {
@@ -85,7 +90,7 @@ impl Service {
                 Some("its trial was reverted; the next change from the cluster is tried".into());
             return;
         }
-        let trial = match self.cluster.changes {
+        let trial = match self.cluster_changes() {
             Changes::Apply => None,
             Changes::Trial => match duration::parse(&self.cfg.trial.default) {
                 Ok(d) => Some(d),
