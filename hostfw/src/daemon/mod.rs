@@ -231,6 +231,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             }
         }
         match Datapath::remove_all(&opts.pin_root) {
+            Ok(()) if attached.is_empty() => log::info!("removed the pins"),
             Ok(()) => log::info!("detached from {} and removed the pins", attached.join(", ")),
             Err(errors) => {
                 for e in errors {

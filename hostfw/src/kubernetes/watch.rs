@@ -54,7 +54,7 @@ pub async fn start(cfg: &crate::config::Kubernetes, node: String) -> Result<Sour
     let config = match &cfg.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("[kubernetes] kubeconfig {}: {e}", path.display()))?;
+                .map_err(|e| format!("[kubernetes] {e}"))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| format!("[kubernetes] kubeconfig {}: {e}", path.display()))?
