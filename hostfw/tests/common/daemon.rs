@@ -20,6 +20,8 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub netns: String,
     pub pin_root: PathBuf,
+    /// `--state-dir` (default: `state` in `dir`).
+    pub state_dir: PathBuf,
     pub child: Option<Child>,
 }
 
@@ -44,6 +46,7 @@ impl Daemon {
         Self {
             pin_root: PathBuf::from(format!("/sys/fs/bpf/hostfw-daemon-test-{}", pair.id)),
             netns: pair.node.name.clone(),
+            state_dir: dir.join("state"),
             dir,
             child: None,
         }
@@ -54,35 +57,53 @@ impl Daemon {
     }
 
     pub fn start(&mut self) {
+        self.start_with(|_| {});
+    }
+
+    /// Starts the daemon with `adjust` applied to its command first
+    /// (environment, limits, umask), and waits until it answers.
+    pub fn start_with(&mut self, adjust: impl FnOnce(&mut Command)) {
+        self.spawn_with(adjust);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if self.cli(&["status", "-o", "json"]).status.success() {
+                return;
+            }
+            if let Some(code) = self.exited() {
+                panic!("the daemon exited ({code}):\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not answer within 15 s:\n{}", self.log());
+    }
+
+    /// The daemon's exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Starts the daemon without waiting for it to answer.
+    pub fn spawn_with(&mut self, adjust: impl FnOnce(&mut Command)) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("daemon.log"))
             .expect("log");
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.netns))
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.netns))
             .arg(BIN)
             .args(["daemon", "--config"])
             .arg(self.dir.join("hostfw.toml"))
             .arg("--pin-root")
             .arg(&self.pin_root)
             .arg("--state-dir")
-            .arg(self.dir.join("state"))
+            .arg(&self.state_dir)
             .arg("--socket")
             .arg(self.socket())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon");
-        self.child = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if self.cli(&["status", "-o", "json"]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the daemon did not answer within 15 s:\n{}", self.log());
+            .stderr(log);
+        adjust(&mut cmd);
+        self.child = Some(cmd.spawn().expect("start the daemon"));
     }
 
     pub fn kill(&mut self) {
