@@ -234,6 +234,51 @@ pub struct Policies {
     /// Files or directories of policies.
     #[serde(default = "default_paths")]
     pub paths: Vec<PathBuf>,
+    /// Largest policy file read, in bytes: an integer, or a string with a
+    /// unit ("16MiB", "512KiB"). Larger files are errors.
+    #[serde(default = "default_max_file_size", deserialize_with = "byte_size")]
+    pub max_file_size: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    crate::policy::DEFAULT_MAX_FILE_SIZE
+}
+
+/// A size in bytes: an integer, or a string with a unit (B, KiB, MiB, GiB;
+/// K, M, G and KB, MB, GB are read as the binary units too).
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let text = match Size::deserialize(d)? {
+        Size::Bytes(n) => return Ok(n),
+        Size::Text(t) => t,
+    };
+    parse_byte_size(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a size: expected bytes or a number with a unit, e.g. \"16MiB\""
+        ))
+    })
+}
+
+/// Parses "16MiB", "512 KiB", "1G", "4096".
+#[must_use]
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
 }
 
 fn default_paths() -> Vec<PathBuf> {
@@ -244,6 +289,7 @@ impl Default for Policies {
     fn default() -> Self {
         Self {
             paths: default_paths(),
+            max_file_size: default_max_file_size(),
         }
     }
 }
@@ -373,10 +419,12 @@ impl Config {
     /// Reads and parses a configuration file. Relative `[policies] paths`
     /// are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::policy::read_text(path, crate::policy::DEFAULT_MAX_FILE_SIZE).map_err(
+            |source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         let mut cfg = Self::parse(&text, path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for p in &mut cfg.policies.paths {
@@ -478,6 +526,30 @@ listen = "127.0.0.1:9964"
             vec![dir.join("policies.d"), PathBuf::from("/abs")]
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn max_file_size_takes_bytes_or_units() {
+        let c = Config::parse("", Path::new("h.toml")).expect("valid");
+        assert_eq!(c.policies.max_file_size, 16 << 20);
+        for (v, want) in [
+            ("4096", 4096),
+            ("\"512KiB\"", 512 << 10),
+            ("\"2 MiB\"", 2 << 20),
+        ] {
+            let c = Config::parse(
+                &format!("[policies]\nmax_file_size = {v}\n"),
+                Path::new("h.toml"),
+            )
+            .expect("valid");
+            assert_eq!(c.policies.max_file_size, want, "{v}");
+        }
+        let e = Config::parse(
+            "[policies]\nmax_file_size = \"lots\"\n",
+            Path::new("h.toml"),
+        )
+        .expect_err("not a size");
+        assert!(e.to_string().contains("not a size"), "{e}");
     }
 
     #[test]

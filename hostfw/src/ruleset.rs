@@ -61,13 +61,25 @@ impl Action {
 }
 
 /// Enforce or audit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Would-be drops pass and are reported.
     #[default]
     Audit,
     /// Denied packets are dropped.
     Enforce,
+}
+
+impl Mode {
+    /// "audit" or "enforce", as the configuration and `status` spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::Enforce => "enforce",
+        }
+    }
 }
 
 /// One CIDR with the prefixes cut out of it.

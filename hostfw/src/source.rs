@@ -8,8 +8,10 @@ use std::{net::IpAddr, path::PathBuf};
 
 use crate::{
     config::Config,
-    daemon::store::{Snapshot, Sources},
-    policy::{self, ContextError, FileReport, LowerContext, Lowered, PolicyError, Selection},
+    daemon::store::{Origin, Snapshot},
+    policy::{
+        self, ContextError, FileReport, LowerContext, Lowered, PolicyError, Selection, SourceFile,
+    },
 };
 
 /// The addresses of this node's interfaces (loopback excluded): part of
@@ -63,7 +65,7 @@ impl Sourced {
 /// configuration cannot be lowered against; policy errors are in
 /// [`Sourced::errors`].
 pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
-    let loaded = policy::load(paths);
+    let loaded = policy::parse_collected(policy::collect(paths, cfg.policies.max_file_size));
     let ctx = LowerContext::from_config(cfg, &interface_addresses())?;
     let lowered = policy::lower(&loaded.policies, &ctx);
     Ok(Sourced {
@@ -73,12 +75,39 @@ pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
     })
 }
 
-/// Lowers a snapshot's sources for this node: the configured paths read
-/// afresh, or the files as applied; with the snapshot's cluster data (the
-/// `Node`'s labels and the entities' addresses merged into `cfg`, and, for
-/// the configured paths, the cluster's CCNPs beside the files'). Every
-/// error, formatted as `hostfw check` prints it; any error rejects the
-/// whole set.
+/// Reads the configuration's `[policies] paths` (only regular files, up to
+/// `[policies] max_file_size` each): the texts, or every error, formatted
+/// as `hostfw check` prints them. Reads only; parsing is
+/// [`lower_snapshot`]'s.
+pub fn read_configured(cfg: &Config) -> Result<Vec<SourceFile>, Vec<String>> {
+    let c = policy::collect(&cfg.policies.paths, cfg.policies.max_file_size);
+    if c.errors.is_empty() {
+        Ok(c.texts)
+    } else {
+        Err(c.errors.iter().map(ToString::to_string).collect())
+    }
+}
+
+/// The configured paths read afresh, as a snapshot of `mode` with
+/// `cluster`: what a reload or a start would enforce.
+pub fn configured_snapshot(
+    cfg: &Config,
+    mode: crate::ruleset::Mode,
+    cluster: Option<crate::kubernetes::ClusterView>,
+) -> Result<Snapshot, Vec<String>> {
+    Ok(Snapshot {
+        origin: Origin::Configured,
+        files: read_configured(cfg)?,
+        mode,
+        cluster,
+    })
+}
+
+/// Lowers a snapshot for this node: its files' text as stored (no file is
+/// read), with its cluster data (the `Node`'s labels and the entities'
+/// addresses merged into `cfg`, and the cluster's CCNPs beside the files'
+/// when the files are the configured paths). Every error, formatted as
+/// `hostfw check` prints it; any error rejects the whole set.
 pub fn lower_snapshot(cfg: &Config, snap: &Snapshot) -> Result<Lowered, Vec<String>> {
     let strings = |errors: Vec<policy::PolicyError>| {
         errors.iter().map(ToString::to_string).collect::<Vec<_>>()
@@ -93,32 +122,30 @@ pub fn lower_snapshot(cfg: &Config, snap: &Snapshot) -> Result<Lowered, Vec<Stri
     };
     let mut policies = Vec::new();
     let mut errors = Vec::new();
-    match &snap.sources {
-        Sources::Configured => {
-            let loaded = policy::load(&cfg.policies.paths);
-            policies = loaded.policies;
-            errors.extend(strings(loaded.errors));
-            if let Some(view) = &snap.cluster {
-                match view.parse_policies() {
-                    Ok(mut p) => policies.append(&mut p),
-                    Err(e) => errors.extend(strings(e)),
-                }
-            }
+    for f in &snap.files {
+        let Some(format) = policy::format_of(&f.path) else {
+            errors.push(format!(
+                "{}: not a policy file name (*.yaml, *.yml or *.toml)",
+                f.path.display()
+            ));
+            continue;
+        };
+        match policy::parse_str(&f.text, &f.path, format) {
+            Ok(mut p) => policies.append(&mut p),
+            Err(e) => errors.extend(strings(e)),
         }
-        Sources::Files(files) => {
-            for f in files {
-                let Some(format) = policy::format_of(&f.path) else {
-                    errors.push(format!(
-                        "{}: not a policy file name (*.yaml, *.yml or *.toml)",
-                        f.path.display()
-                    ));
-                    continue;
-                };
-                match policy::parse_str(&f.text, &f.path, format) {
-                    Ok(mut p) => policies.append(&mut p),
-                    Err(e) => errors.extend(strings(e)),
-                }
-            }
+    }
+    if errors.is_empty() {
+        let mut dup = Vec::new();
+        policy::check_unique(&policies, &mut dup);
+        errors.extend(strings(dup));
+    }
+    if snap.origin == Origin::Configured
+        && let Some(view) = &snap.cluster
+    {
+        match view.parse_policies() {
+            Ok(mut p) => policies.append(&mut p),
+            Err(e) => errors.extend(strings(e)),
         }
     }
     if !errors.is_empty() {

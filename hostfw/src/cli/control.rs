@@ -208,7 +208,7 @@ pub fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         let mut v = Vec::new();
         for path in &args.files {
-            let text = std::fs::read_to_string(path)
+            let text = crate::policy::read_text(path, crate::policy::DEFAULT_MAX_FILE_SIZE)
                 .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
             let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             v.push(SourceFile { path, text });

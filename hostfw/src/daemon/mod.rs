@@ -96,6 +96,8 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let store = store::Store::new(&opts.state_dir);
     let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp)
         .map_err(|e| DaemonError::Policy(e.0))?;
+    let mut status_line = svc.status_line();
+    notify::status(&status_line);
     let mut cluster = start_cluster(&mut svc).await;
     let ifaces = managed_interfaces(svc.config()).await?;
     if ifaces.is_empty() {
@@ -125,6 +127,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut watch = watch::Watch::new(&opts.config, &svc.config().policies.paths)
         .map_err(io("watching the configuration"))?;
     let mut reload_at: Option<tokio::time::Instant> = None;
+    // Files are read and parsed off the loop, one job at a time; a reload
+    // asked for meanwhile runs after it, applies of the configured paths
+    // wait their turn.
+    let mut job: JobSlot = None;
+    let mut reload_again: Option<String> = None;
+    let mut applies: std::collections::VecDeque<Waiting> = std::collections::VecDeque::new();
     let (tx, mut requests) = tokio::sync::mpsc::channel(16);
     let recorder = std::sync::Arc::new(crate::observe::Recorder::new(
         crate::observe::Recorder::DEFAULT_CAPACITY,
@@ -143,7 +151,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         tokio::select! {
             _ = term.recv() => break Ok(()),
             _ = int.recv() => break Ok(()),
-            _ = hup.recv() => svc.reload("SIGHUP"),
+            _ = hup.recv() => {
+                reload_again = Some("SIGHUP".into());
+                next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
+            }
             changed = watch.changed() => {
                 if let Err(e) = changed {
                     log::error!("watching the configuration: {e}");
@@ -153,7 +164,22 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             }
             () = async { if let Some(t) = reload_at { tokio::time::sleep_until(t).await } }, if reload_at.is_some() => {
                 reload_at = None;
-                svc.reload("file change");
+                reload_again.get_or_insert_with(|| "file change".into());
+                next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
+            }
+            done = async {
+                match job.as_mut() {
+                    Some((_, handle)) => handle.await,
+                    None => std::future::pending().await,
+                }
+            }, if job.is_some() => {
+                let prepared = done.unwrap_or_else(|e| {
+                    Err(service::Refused(format!("reading the policy files failed: {e}")))
+                });
+                if let Some((waiting, _)) = job.take() {
+                    finish_job(&mut svc, waiting, prepared);
+                }
+                next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
             }
             Some((req, reply)) = requests.recv() => {
                 if let Request::Stop { detach } = req {
@@ -172,6 +198,16 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 }
                 let answer = match req {
                     Request::Suggest { since_ms } => suggest(&svc, &recorder, since_ms),
+                    Request::Apply { files: None, trial_ms, force, ssh_connection } => {
+                        applies.push_back(Waiting::Apply {
+                            trial: trial_ms.map(Duration::from_millis),
+                            force,
+                            caller: ssh_connection,
+                            reply,
+                        });
+                        next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
+                        continue;
+                    }
                     req => handle(&mut svc, req),
                 };
                 let _ = reply.send(answer);
@@ -179,6 +215,11 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             _ = tick.tick() => {
                 svc.tick();
                 limiter.log_flush(std::time::Instant::now());
+                let line = svc.status_line();
+                if line != status_line {
+                    notify::status(&line);
+                    status_line = line;
+                }
             }
             _ = conntrack_tick.tick() => svc.sample_conntrack(),
             _ = metrics_tick.tick() => {
@@ -361,6 +402,68 @@ fn suggest(
     }
 }
 
+/// Work waiting for (or in) the off-loop reading of policy files.
+enum Waiting {
+    /// A reload (SIGHUP, a file change), and why.
+    Reload(String),
+    /// `hostfw apply` of the configured paths.
+    Apply {
+        trial: Option<Duration>,
+        force: bool,
+        caller: Option<String>,
+        reply: tokio::sync::oneshot::Sender<Response>,
+    },
+}
+
+type JobSlot = Option<(
+    Waiting,
+    tokio::task::JoinHandle<Result<service::Prepared, service::Refused>>,
+)>;
+
+/// Starts the next reading job if none runs: a waiting apply first, then a
+/// reload.
+fn next_job(
+    svc: &mut service::Service,
+    slot: &mut JobSlot,
+    applies: &mut std::collections::VecDeque<Waiting>,
+    reload: &mut Option<String>,
+) {
+    while slot.is_none() {
+        let (waiting, job) = if let Some(w) = applies.pop_front() {
+            (w, svc.apply_job())
+        } else if let Some(why) = reload.take() {
+            match svc.reload_job(&why) {
+                Some(job) => (Waiting::Reload(why), job),
+                None => continue,
+            }
+        } else {
+            return;
+        };
+        *slot = Some((waiting, tokio::task::spawn_blocking(move || job.run())));
+    }
+}
+
+/// Enforces what a job read.
+fn finish_job(
+    svc: &mut service::Service,
+    waiting: Waiting,
+    prepared: Result<service::Prepared, service::Refused>,
+) {
+    match waiting {
+        Waiting::Reload(why) => svc.reload_prepared(&why, prepared),
+        Waiting::Apply {
+            trial,
+            force,
+            caller,
+            reply,
+        } => {
+            let check = service::Preflight::from_request(force, caller.as_deref());
+            let r = svc.apply_prepared(prepared, trial, check);
+            let _ = reply.send(respond(svc, r));
+        }
+    }
+}
+
 /// Carries out one control request.
 fn handle(svc: &mut service::Service, req: Request) -> Response {
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
@@ -371,7 +474,11 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
             trial_ms,
             force,
             ssh_connection,
-        } => svc.apply(files, ms(trial_ms), force, ssh_connection.as_deref()),
+        } => svc.apply(
+            files.unwrap_or_default(),
+            ms(trial_ms),
+            service::Preflight::from_request(force, ssh_connection.as_deref()),
+        ),
         Request::Confirm => svc.confirm(),
         Request::Trace {
             direction,
@@ -404,7 +511,7 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
                 }
                 None => Response {
                     ok: false,
-                    message: "no policy is enforced yet".into(),
+                    message: svc.unknown_policy(),
                     status: None,
                     data: None,
                 },
@@ -419,19 +526,22 @@ fn handle(svc: &mut service::Service, req: Request) -> Response {
             trial_ms,
             force,
             ssh_connection,
-        } => match mode.as_str() {
-            "audit" => svc.set_mode(Mode::Audit, ms(trial_ms), force, ssh_connection.as_deref()),
-            "enforce" => svc.set_mode(
-                Mode::Enforce,
-                ms(trial_ms),
-                force,
-                ssh_connection.as_deref(),
-            ),
-            other => Err(service::Refused(format!(
-                "unknown mode {other:?}: expected audit or enforce"
-            ))),
-        },
+        } => {
+            let check = service::Preflight::from_request(force, ssh_connection.as_deref());
+            match mode.as_str() {
+                "audit" => svc.set_mode(Mode::Audit, ms(trial_ms), check),
+                "enforce" => svc.set_mode(Mode::Enforce, ms(trial_ms), check),
+                other => Err(service::Refused(format!(
+                    "unknown mode {other:?}: expected audit or enforce"
+                ))),
+            }
+        }
     };
+    respond(svc, result)
+}
+
+/// A request's answer, with the state afterwards.
+fn respond(svc: &service::Service, result: Result<String, service::Refused>) -> Response {
     let (ok, message) = match result {
         Ok(m) => (true, m),
         Err(e) => (false, e.0),

@@ -28,6 +28,16 @@ pub fn ready() {
     send("READY=1");
 }
 
+/// The unit's status text (`systemctl status` shows it), one line.
+pub fn status(text: &str) {
+    let line: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .take(1024)
+        .collect();
+    send(&format!("STATUS={line}"));
+}
+
 /// Pets the watchdog.
 pub fn watchdog() {
     send("WATCHDOG=1");

@@ -1,15 +1,19 @@
 //! The daemon's state machine: what is enforced, the confirmed policy, the
-//! pending trial, and the transitions between them (apply, confirm,
-//! rollback, expiry, reload). Every transition goes through the same
-//! path: lower → preflight → compile → atomic switch → persist.
+//! pending trial, and the transitions between them (start, apply, confirm,
+//! rollback, expiry, reload). Every transition goes through the same path:
+//! lower → preflight → compile → save → atomic switch. A change whose
+//! record cannot be saved is not made; a revert restores the confirmed
+//! policy as it was enforced (kept in memory and on disk as its text),
+//! never as the files say now.
 
 mod cluster;
+mod start;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use super::{
     preflight,
-    store::{Snapshot, Sources, Store, TrialRecord},
+    store::{Origin, Snapshot, Store, TrialRecord},
 };
 use crate::{
     config::Config,
@@ -20,12 +24,13 @@ use crate::{
         writer::Switch,
     },
     duration, mapstate,
-    policy::{Lowered, Selection},
+    policy::{Lowered, Selection, SourceFile},
     ruleset::Mode,
     source,
 };
 
-/// What the kernel enforces now.
+/// A policy the kernel enforces (or holds as the fallback of a trial).
+#[derive(Clone)]
 struct Active {
     snapshot: Snapshot,
     lowered: Lowered,
@@ -53,9 +58,22 @@ pub struct Service {
     cfg: Config,
     store: Store,
     dp: Datapath,
-    active: Option<Active>,
-    confirmed: Snapshot,
-    trial: Option<TrialRecord>,
+    /// The confirmed policy the kernel's confirmed generation holds;
+    /// `None` when this daemon does not know it (the pinned programs of an
+    /// earlier run keep enforcing: see [`Self::inherited`]).
+    confirmed: Option<Active>,
+    /// What `confirmed.json` holds now (to write only what changed).
+    stored: Option<Snapshot>,
+    /// The pending trial: its record and what it enforces.
+    trial: Option<(TrialRecord, Active)>,
+    /// With no known confirmed policy: the revision the pinned programs
+    /// enforce, left as they were.
+    inherited: Option<u32>,
+    /// Why the service runs on a fallback (set at start, cleared by the
+    /// next good reload or apply).
+    degraded: Option<String>,
+    /// A reload deferred while a trial was pending, and why.
+    deferred: Option<String>,
     last_error: Option<String>,
     attachments: BTreeMap<String, Attachment>,
     cluster: cluster::ClusterState,
@@ -68,83 +86,108 @@ pub struct Service {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Audit => "audit",
-        Mode::Enforce => "enforce",
+/// Whether a transition checks the lockout preflight.
+#[derive(Clone, Copy, Debug)]
+pub enum Preflight<'a> {
+    /// Skipped (`--force`, reloads, reverts).
+    Skip,
+    /// Checked, with the requester's `SSH_CONNECTION`.
+    Check(Option<&'a str>),
+}
+
+impl<'a> Preflight<'a> {
+    /// From a request's `force` flag and caller.
+    #[must_use]
+    pub fn from_request(force: bool, caller: Option<&'a str>) -> Self {
+        if force {
+            Self::Skip
+        } else {
+            Self::Check(caller)
+        }
     }
 }
 
-fn source_name(s: &Sources) -> String {
-    match s {
-        Sources::Configured => "configured paths".into(),
-        Sources::Files(files) => {
-            let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+/// Whether a transition must be saved before it is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Save {
+    /// Not made unless saved.
+    Required,
+    /// Made even if it cannot be saved (at start: enforcing valid files is
+    /// better than falling back because the disk is full); the error is
+    /// reported.
+    BestEffort,
+}
+
+/// Files read and lowered off the main loop, ready to be enforced.
+pub struct Prepared {
+    cfg: Config,
+    snapshot: Snapshot,
+    lowered: Result<Lowered, Vec<String>>,
+}
+
+/// What to read for a reload or an apply of the configured paths: run
+/// [`Self::run`] on a blocking thread, then hand the result to
+/// [`Service::reload_prepared`] or [`Service::apply_prepared`].
+pub struct Job {
+    config_path: PathBuf,
+    /// `None`: keep this configuration (apply); else reload it.
+    cfg: Option<Config>,
+    origin: Origin,
+    applied: Vec<SourceFile>,
+    mode: Mode,
+    cluster: Option<crate::kubernetes::ClusterView>,
+}
+
+impl Job {
+    /// Reads the configuration (for a reload) and the policy files, and
+    /// lowers them. Blocking: regular files only, bounded in size.
+    pub fn run(self) -> Result<Prepared, Refused> {
+        let cfg = match self.cfg {
+            Some(cfg) => cfg,
+            None => Config::load(&self.config_path).map_err(|e| Refused(e.to_string()))?,
+        };
+        let snapshot = match self.origin {
+            Origin::Configured => source::configured_snapshot(&cfg, self.mode, self.cluster)
+                .map_err(|errors| not_valid(&errors))?,
+            Origin::Applied => Snapshot {
+                origin: Origin::Applied,
+                files: self.applied,
+                mode: self.mode,
+                cluster: self.cluster,
+            },
+        };
+        let lowered = source::lower_snapshot(&cfg, &snapshot);
+        Ok(Prepared {
+            cfg,
+            snapshot,
+            lowered,
+        })
+    }
+}
+
+fn not_valid(errors: &[String]) -> Refused {
+    Refused(format!(
+        "the policy does not validate; nothing changed:\n{}",
+        errors.join("\n")
+    ))
+}
+
+fn source_name(s: &Snapshot) -> String {
+    match s.origin {
+        Origin::Configured if s.files.is_empty() => "no policy file".into(),
+        Origin::Configured => "configured paths".into(),
+        Origin::Applied => {
+            let names: Vec<String> = s
+                .files
+                .iter()
+                .map(|f| f.path.display().to_string())
+                .collect();
             format!("files {}", names.join(", "))
         }
     }
 }
 
 impl Service {
-    /// Starts from the persisted state: the confirmed policy (or the
-    /// configured paths on a fresh install), then a pending trial if its
-    /// deadline has not passed (one that expired while the daemon was down
-    /// is reverted here, and the journal says so).
-    pub fn start(
-        config_path: PathBuf,
-        cfg: Config,
-        store: Store,
-        dp: Datapath,
-    ) -> Result<Self, Refused> {
-        let confirmed = store
-            .confirmed()
-            .map_err(|e| Refused(e.to_string()))?
-            .unwrap_or(Snapshot {
-                sources: Sources::Configured,
-                mode: cfg.mode,
-                cluster: None,
-            });
-        let pending = store.trial().map_err(|e| Refused(e.to_string()))?;
-        let mut svc = Self {
-            config_path,
-            cfg,
-            store,
-            dp,
-            active: None,
-            confirmed: confirmed.clone(),
-            trial: None,
-            last_error: None,
-            attachments: BTreeMap::new(),
-            cluster: cluster::ClusterState::default(),
-            events: Events::default(),
-            conntrack_used: 0,
-        };
-        svc.enforce(&confirmed, None, true, None)?;
-        if let Some(t) = pending {
-            match t.remaining() {
-                Some(left) => {
-                    log::info!(
-                        "resuming the trial of {} ({} left)",
-                        source_name(&t.snapshot.sources),
-                        duration::format(left)
-                    );
-                    svc.enforce(&t.snapshot, Some(left), true, None)?;
-                }
-                None => {
-                    log::warn!(
-                        "trial of {} expired while hostfw was not running: reverted to the confirmed policy",
-                        source_name(&t.snapshot.sources)
-                    );
-                    svc.events.trials_reverted += 1;
-                    svc.store
-                        .clear_trial()
-                        .map_err(|e| Refused(e.to_string()))?;
-                }
-            }
-        }
-        Ok(svc)
-    }
-
     /// The datapath, for attaching and reading.
     pub fn datapath(&mut self) -> &mut Datapath {
         &mut self.dp
@@ -172,73 +215,149 @@ impl Service {
         self.events
     }
 
+    fn active(&self) -> Option<&Active> {
+        self.trial
+            .as_ref()
+            .map(|(_, a)| a)
+            .or(self.confirmed.as_ref())
+    }
+
     /// The policy in force, lowered (for trace and metrics).
     #[must_use]
     pub fn lowered(&self) -> Option<&Lowered> {
-        self.active.as_ref().map(|a| &a.lowered)
+        self.active().map(|a| &a.lowered)
     }
 
-    /// Lowers, checks and enforces `snap`: confirmed (`trial == None`) or
-    /// as a trial. `force` skips the lockout preflight; `caller` is the
-    /// requester's `SSH_CONNECTION`.
+    /// Why `trace` has no policy to answer from.
+    #[must_use]
+    pub fn unknown_policy(&self) -> String {
+        match self.inherited {
+            Some(rev) => format!(
+                "the programs pinned by an earlier run enforce revision {rev}, which this daemon \
+                 does not know: {}",
+                self.degraded.as_deref().unwrap_or("no usable record")
+            ),
+            None => "no policy is enforced yet".into(),
+        }
+    }
+
+    /// One line for systemd's status text (`sd_notify STATUS=`).
+    #[must_use]
+    pub fn status_line(&self) -> String {
+        let s = self.status();
+        let head = format!(
+            "{} mode, revision {}, {} ({} policies)",
+            s.mode,
+            s.revision,
+            s.source,
+            s.policies.len()
+        );
+        match &s.last_error {
+            Some(e) => format!(
+                "{head}; ERROR: {}",
+                e.lines().take(2).collect::<Vec<_>>().join(" ")
+            ),
+            None => head,
+        }
+    }
+
+    /// Lowers, checks, saves and enforces `snap`.
     fn enforce(
         &mut self,
         snap: &Snapshot,
         trial: Option<Duration>,
-        force: bool,
-        caller: Option<&str>,
+        check: Preflight<'_>,
+        save: Save,
     ) -> Result<String, Refused> {
-        let lowered = source::lower_snapshot(&self.cfg, snap).map_err(|errors| {
-            Refused(format!(
-                "the policy does not validate; nothing changed:\n{}",
-                errors.join("\n")
-            ))
-        })?;
-        if !force {
+        let lowered = source::lower_snapshot(&self.cfg, snap).map_err(|e| not_valid(&e))?;
+        self.enforce_lowered(snap, lowered, trial, check, save)
+    }
+
+    /// Checks, saves and enforces an already lowered `snap`: confirmed
+    /// (`trial == None`) or as a trial. Nothing changes unless the record
+    /// was saved (with [`Save::Required`]) and the kernel switched.
+    fn enforce_lowered(
+        &mut self,
+        snap: &Snapshot,
+        lowered: Lowered,
+        trial: Option<Duration>,
+        check: Preflight<'_>,
+        save: Save,
+    ) -> Result<String, Refused> {
+        if let Preflight::Check(caller) = check {
             preflight::check(&lowered.rules, caller).map_err(Refused)?;
         }
         let state = mapstate::compile(&lowered.rules).map_err(|e| Refused(e.to_string()))?;
+        let record = trial.map(|d| TrialRecord::new(snap.clone(), d));
+        // Save first: a change that cannot be saved is not made.
+        let saved = match &record {
+            Some(r) => self.store.save_trial(r).map(|()| true),
+            None if self.stored.as_ref() == Some(snap) => Ok(false),
+            None => self.store.save_confirmed(snap).map(|()| true),
+        };
+        let saved = match saved {
+            Ok(saved) => saved,
+            Err(e) if save == Save::Required => {
+                let what = if record.is_some() { "trial" } else { "policy" };
+                return Err(Refused(format!(
+                    "nothing changed: the {what} could not be saved: {e}"
+                )));
+            }
+            Err(e) => {
+                let msg = format!("enforced, but it could not be saved: {e}");
+                log::error!("{msg}");
+                self.last_error = Some(msg);
+                false
+            }
+        };
         let switch = match trial {
             Some(duration) => Switch::Trial { duration },
             None => Switch::Confirmed,
         };
-        let applied = self
-            .dp
-            .apply(&state, switch)
-            .map_err(|e| Refused(format!("nothing changed: {e}")))?;
+        let applied = match self.dp.apply(&state, switch) {
+            Ok(a) => a,
+            Err(e) => {
+                if saved {
+                    self.restore_records(record.is_some());
+                }
+                return Err(Refused(format!("nothing changed: {e}")));
+            }
+        };
         source::log_report(&lowered);
         let what = format!(
             "{} in {} mode, revision {} ({} rules, {} map changes in {:?})",
-            source_name(&snap.sources),
-            mode_name(snap.mode),
+            source_name(snap),
+            snap.mode.name(),
             applied.revision,
             lowered.rules.rules.len(),
             applied.changes,
             applied.took
         );
-        self.active = Some(Active {
+        let active = Active {
             snapshot: snap.clone(),
             lowered,
             revision: applied.revision,
-        });
-        let persisted = match trial {
-            Some(d) => {
-                let record = TrialRecord::new(snap.clone(), d);
-                let r = self.store.save_trial(&record);
-                self.trial = Some(record);
+        };
+        match record {
+            Some(r) => {
+                // A new trial replaces a pending one; the confirmed policy
+                // stays the fallback.
+                self.trial = Some((r, active));
                 self.events.trials_started += 1;
-                r
             }
             None => {
-                self.confirmed = snap.clone();
-                self.trial = None;
-                self.store
-                    .save_confirmed(snap)
-                    .and_then(|()| self.store.clear_trial())
+                self.inherited = None;
+                self.degraded = None;
+                if saved || self.stored.is_none() {
+                    self.stored = Some(snap.clone());
+                }
+                self.confirmed = Some(active);
+                if self.trial.take().is_some()
+                    && let Err(e) = self.store.clear_trial()
+                {
+                    log::error!("the replaced trial's record could not be removed: {e}");
+                }
             }
-        };
-        if let Err(e) = persisted {
-            log::error!("applied, but the state could not be saved: {e}");
         }
         Ok(match trial {
             Some(d) => format!(
@@ -249,22 +368,90 @@ impl Service {
         })
     }
 
-    /// `hostfw apply`.
+    /// Puts back the records of what is in force after a switch failed.
+    fn restore_records(&mut self, trial: bool) {
+        let r = if trial {
+            match &self.trial {
+                Some((t, _)) => self.store.save_trial(t),
+                None => self.store.clear_trial(),
+            }
+        } else {
+            match &self.stored {
+                Some(s) => self.store.save_confirmed(s),
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = r {
+            log::error!("the state record could not be put back: {e}");
+        }
+    }
+
+    /// Reports a refused request in `status` too.
+    fn refused(&mut self, r: Result<String, Refused>) -> Result<String, Refused> {
+        match r {
+            Ok(msg) => {
+                log::info!("{msg}");
+                Ok(msg)
+            }
+            Err(e) => {
+                log::error!("{e}");
+                self.last_error = Some(e.0.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// `hostfw apply FILE…`: the files as sent.
     pub fn apply(
         &mut self,
-        files: Option<Vec<crate::daemon::store::SourceFile>>,
+        files: Vec<SourceFile>,
         trial: Option<Duration>,
-        force: bool,
-        caller: Option<&str>,
+        check: Preflight<'_>,
     ) -> Result<String, Refused> {
         let snap = Snapshot {
-            sources: files.map_or(Sources::Configured, Sources::Files),
+            origin: Origin::Applied,
+            files,
             mode: self.current_mode(),
             cluster: self.current_cluster(),
         };
-        let msg = self.enforce(&snap, trial, force, caller)?;
-        log::info!("{msg}");
-        Ok(msg)
+        let r = self.enforce(&snap, trial, check, Save::Required);
+        self.after_request(r)
+    }
+
+    /// `hostfw apply` without files: what to read off the loop; then
+    /// [`Self::apply_prepared`].
+    #[must_use]
+    pub fn apply_job(&self) -> Job {
+        Job {
+            config_path: self.config_path.clone(),
+            cfg: Some(self.cfg.clone()),
+            origin: Origin::Configured,
+            applied: Vec::new(),
+            mode: self.current_mode(),
+            cluster: self.current_cluster(),
+        }
+    }
+
+    /// Enforces the configured paths read by [`Self::apply_job`].
+    pub fn apply_prepared(
+        &mut self,
+        prepared: Result<Prepared, Refused>,
+        trial: Option<Duration>,
+        check: Preflight<'_>,
+    ) -> Result<String, Refused> {
+        let r = prepared.and_then(|p| {
+            let lowered = p.lowered.map_err(|e| not_valid(&e))?;
+            self.enforce_lowered(&p.snapshot, lowered, trial, check, Save::Required)
+        });
+        self.after_request(r)
+    }
+
+    fn after_request(&mut self, r: Result<String, Refused>) -> Result<String, Refused> {
+        let r = self.refused(r);
+        if r.is_ok() {
+            self.last_error = None;
+        }
+        r
     }
 
     /// `hostfw mode`: enforce is a trial (of the configured default length
@@ -273,8 +460,7 @@ impl Service {
         &mut self,
         mode: Mode,
         trial: Option<Duration>,
-        force: bool,
-        caller: Option<&str>,
+        check: Preflight<'_>,
     ) -> Result<String, Refused> {
         let trial = match (mode, trial) {
             (Mode::Enforce, None) => Some(
@@ -283,80 +469,88 @@ impl Service {
             ),
             (_, t) => t,
         };
-        let sources = self
-            .active
-            .as_ref()
-            .map_or(Sources::Configured, |a| a.snapshot.sources.clone());
-        let snap = Snapshot {
-            sources,
-            mode,
-            cluster: self.current_cluster(),
+        let snap = match self.active() {
+            Some(a) => Snapshot {
+                mode,
+                cluster: self.current_cluster(),
+                ..a.snapshot.clone()
+            },
+            None => source::configured_snapshot(&self.cfg, mode, self.current_cluster())
+                .map_err(|e| not_valid(&e))?,
         };
-        let msg = self.enforce(&snap, trial, force, caller)?;
-        log::info!("{msg}");
-        Ok(msg)
+        let r = self.enforce(&snap, trial, check, Save::Required);
+        self.after_request(r)
     }
 
     fn current_mode(&self) -> Mode {
-        self.active
-            .as_ref()
-            .map_or(self.cfg.mode, |a| a.snapshot.mode)
+        match (&self.degraded, self.active()) {
+            (None, Some(a)) => a.snapshot.mode,
+            _ => self.cfg.mode,
+        }
     }
 
     /// `hostfw confirm`.
     pub fn confirm(&mut self) -> Result<String, Refused> {
-        let Some(t) = self.trial.take() else {
+        let Some((t, active)) = self.trial.take() else {
             return Err(Refused("no trial is pending".into()));
         };
-        self.dp.confirm().map_err(|e| Refused(e.to_string()))?;
-        self.confirmed = t.snapshot.clone();
-        if let Err(e) = self
-            .store
-            .save_confirmed(&t.snapshot)
-            .and_then(|()| self.store.clear_trial())
-        {
-            log::error!("confirmed, but the state could not be saved: {e}");
+        if let Err(e) = self.store.save_confirmed(&t.snapshot) {
+            let msg = format!(
+                "not confirmed: the policy could not be saved: {e}; the trial stays pending and \
+                 reverts in {}",
+                duration::format(t.remaining().unwrap_or_default())
+            );
+            self.trial = Some((t, active));
+            return self.refused(Err(Refused(msg)));
         }
+        if let Err(e) = self.dp.confirm() {
+            self.trial = Some((t, active));
+            self.restore_records(false);
+            return self.refused(Err(Refused(format!("not confirmed: {e}"))));
+        }
+        self.stored = Some(t.snapshot.clone());
+        if let Err(e) = self.store.clear_trial() {
+            log::error!("confirmed, but the trial record could not be removed: {e}");
+        }
+        self.confirmed = Some(active);
         self.events.trials_confirmed += 1;
-        let msg = format!("confirmed: {}", source_name(&t.snapshot.sources));
+        let msg = format!("confirmed: {}", source_name(&t.snapshot));
         log::info!("{msg}");
+        self.last_error = None;
         self.cluster_after_trial(&t.snapshot, true);
+        self.run_deferred();
         Ok(msg)
     }
 
     /// `hostfw rollback`, and the trial timer.
     pub fn rollback(&mut self, why: &str) -> Result<String, Refused> {
-        let Some(t) = self.trial.take() else {
+        let Some((t, active)) = self.trial.take() else {
             return Err(Refused("no trial is pending".into()));
         };
-        self.dp.rollback().map_err(|e| Refused(e.to_string()))?;
-        let confirmed = self.confirmed.clone();
-        let lowered = source::lower_snapshot(&self.cfg, &confirmed).ok();
-        if let (Some(lowered), Ok(meta)) = (lowered, self.dp.slot_state()) {
-            let revision = match meta {
-                crate::datapath::writer::SlotState::Confirmed { generation } => self
-                    .dp
-                    .gen_meta(generation)
-                    .map(|m| m.revision)
-                    .unwrap_or(0),
-                _ => 0,
-            };
-            self.active = Some(Active {
-                snapshot: confirmed,
-                lowered,
-                revision,
-            });
+        if let Err(e) = self.dp.rollback() {
+            self.trial = Some((t, active));
+            return self.refused(Err(Refused(format!("not reverted: {e}"))));
         }
         if let Err(e) = self.store.clear_trial() {
-            log::error!("reverted, but the trial record could not be removed: {e}");
+            let msg = format!(
+                "reverted, but the trial record could not be removed: {e} (a restart before \
+                 its deadline would resume the trial)"
+            );
+            log::error!("{msg}");
+            self.last_error = Some(msg);
         }
         self.events.trials_reverted += 1;
         let msg = format!(
-            "trial of {} reverted ({why}): the confirmed policy is in force",
-            source_name(&t.snapshot.sources)
+            "trial of {} reverted ({why}): the confirmed policy is in force ({})",
+            source_name(&t.snapshot),
+            self.confirmed.as_ref().map_or_else(
+                || "none known".to_string(),
+                |c| format!("revision {}", c.revision)
+            )
         );
         log::warn!("{msg}");
         self.cluster_after_trial(&t.snapshot, false);
+        self.run_deferred();
         Ok(msg)
     }
 
@@ -365,7 +559,7 @@ impl Service {
     pub fn trial_remaining(&self) -> Option<Duration> {
         self.trial
             .as_ref()
-            .map(|t| t.remaining().unwrap_or_default())
+            .map(|(t, _)| t.remaining().unwrap_or_default())
     }
 
     /// Reverts the trial once its deadline has passed (the kernel already
@@ -378,28 +572,66 @@ impl Service {
         }
     }
 
-    /// SIGHUP or a file change: re-read the configuration and re-lower the
-    /// confirmed policy. A broken file leaves the running policy in force
-    /// and is reported in `status`. Not while a trial is pending.
-    pub fn reload(&mut self, why: &str) {
+    /// A reload that waited for the trial to end.
+    fn run_deferred(&mut self) {
+        let Some(why) = self.deferred.take() else {
+            return;
+        };
+        if let Some(job) = self.reload_job(&why) {
+            let prepared = job.run();
+            self.reload_prepared(&why, prepared);
+        }
+    }
+
+    /// SIGHUP or a file change: what to read off the loop (the
+    /// configuration and, for the configured paths, the policy files), or
+    /// `None` while a trial is pending (the reload then runs right after
+    /// the confirm or revert).
+    pub fn reload_job(&mut self, why: &str) -> Option<Job> {
         if self.trial.is_some() {
             let msg =
                 format!("{why}: reload deferred: a trial is pending (confirm or roll back first)");
             log::warn!("{msg}");
+            self.deferred = Some(why.to_string());
             self.last_error = Some(msg);
+            return None;
+        }
+        let (origin, applied) = match (&self.degraded, &self.confirmed) {
+            (None, Some(c)) => (c.snapshot.origin, c.snapshot.files.clone()),
+            _ => (Origin::Configured, Vec::new()),
+        };
+        Some(Job {
+            config_path: self.config_path.clone(),
+            cfg: None,
+            origin,
+            applied: if origin == Origin::Applied {
+                applied
+            } else {
+                Vec::new()
+            },
+            mode: self.current_mode(),
+            cluster: self.current_cluster(),
+        })
+    }
+
+    /// Enforces what a reload read. A broken file leaves the running
+    /// policy in force and is reported in `status`.
+    pub fn reload_prepared(&mut self, why: &str, prepared: Result<Prepared, Refused>) {
+        if self.trial.is_some() {
+            // A trial started while the files were read.
+            self.deferred = Some(why.to_string());
             return;
         }
-        let result = Config::load(&self.config_path)
-            .map_err(|e| Refused(e.to_string()))
-            .and_then(|cfg| {
-                let previous = std::mem::replace(&mut self.cfg, cfg);
-                let confirmed = self.confirmed.clone();
-                let r = self.enforce(&confirmed, None, true, None);
-                if r.is_err() {
-                    self.cfg = previous;
-                }
-                r
-            });
+        let result = prepared.and_then(|p| {
+            let lowered = p.lowered.map_err(|e| not_valid(&e))?;
+            let previous = std::mem::replace(&mut self.cfg, p.cfg);
+            let r =
+                self.enforce_lowered(&p.snapshot, lowered, None, Preflight::Skip, Save::Required);
+            if r.is_err() {
+                self.cfg = previous;
+            }
+            r
+        });
         match result {
             Ok(msg) => {
                 log::info!("{why}: reloaded: {msg}");
@@ -415,13 +647,26 @@ impl Service {
     }
 
     /// Re-lowers the enforced policy after the node's addresses changed
-    /// (entity `host`), keeping a pending trial a trial.
+    /// (entity `host`), keeping a pending trial a trial; the confirmed
+    /// policy follows when the trial ends.
     pub fn addresses_changed(&mut self) {
-        let Some(active) = &self.active else { return };
-        let snap = active.snapshot.clone();
-        let r = match self.trial_remaining() {
-            Some(left) if left > Duration::ZERO => self.enforce(&snap, Some(left), true, None),
-            _ => self.enforce(&snap, None, true, None),
+        let r = match &self.trial {
+            Some((t, a)) => {
+                let (snap, left) = (a.snapshot.clone(), t.remaining());
+                self.deferred
+                    .get_or_insert_with(|| "addresses changed".into());
+                match left {
+                    Some(left) => self.enforce(&snap, Some(left), Preflight::Skip, Save::Required),
+                    None => return,
+                }
+            }
+            None => match &self.confirmed {
+                Some(c) => {
+                    let snap = c.snapshot.clone();
+                    self.enforce(&snap, None, Preflight::Skip, Save::Required)
+                }
+                None => return,
+            },
         };
         if let Err(e) = r {
             log::error!("addresses changed, but the policy could not follow: {e}");
@@ -451,7 +696,7 @@ impl Service {
     pub fn metrics(&self) -> crate::metrics::Snapshot {
         let status = self.status();
         let mut rules = Vec::new();
-        if let (Some(active), Ok(cfg)) = (&self.active, self.dp.config()) {
+        if let (Some(active), Ok(cfg)) = (self.active(), self.dp.config()) {
             let max = active
                 .lowered
                 .rules
@@ -509,14 +754,39 @@ impl Service {
         }
     }
 
+    /// What `status` says of programs pinned by an earlier run, read from
+    /// the kernel's generation metadata.
+    fn inherited_status(&self) -> (String, u32, String, Vec<PolicyStatus>, bool, bool) {
+        let meta = self
+            .dp
+            .config()
+            .and_then(|c| self.dp.gen_meta(c.active()))
+            .ok();
+        match (self.inherited, meta) {
+            (Some(rev), Some(m)) => (
+                if m.mode == hostfw_common::config::MODE_ENFORCE {
+                    "enforce".into()
+                } else {
+                    "audit".into()
+                },
+                rev,
+                "programs pinned by an earlier run (their policy is not known here)".into(),
+                Vec::new(),
+                m.default_deny & hostfw_common::config::DEFAULT_DENY_INGRESS != 0,
+                m.default_deny & hostfw_common::config::DEFAULT_DENY_EGRESS != 0,
+            ),
+            _ => ("audit".into(), 0, "none".into(), Vec::new(), false, false),
+        }
+    }
+
     /// `hostfw status`.
     #[must_use]
     pub fn status(&self) -> Status {
-        let (mode, revision, source, policies, dd_in, dd_out) = match &self.active {
+        let (mode, revision, source, policies, dd_in, dd_out) = match self.active() {
             Some(a) => (
-                mode_name(a.snapshot.mode).to_string(),
+                a.snapshot.mode.name().to_string(),
                 a.revision,
-                source_name(&a.snapshot.sources),
+                source_name(&a.snapshot),
                 a.lowered
                     .report
                     .policies
@@ -535,12 +805,12 @@ impl Service {
                 a.lowered.rules.default_deny_ingress,
                 a.lowered.rules.default_deny_egress,
             ),
-            None => ("audit".into(), 0, "none".into(), Vec::new(), false, false),
+            None => self.inherited_status(),
         };
-        let trial = self.trial.as_ref().map(|t| TrialStatus {
+        let trial = self.trial.as_ref().map(|(t, _)| TrialStatus {
             remaining_secs: t.remaining().map_or(0, |d| d.as_secs()),
-            mode: mode_name(t.snapshot.mode).into(),
-            source: source_name(&t.snapshot.sources),
+            mode: t.snapshot.mode.name().into(),
+            source: source_name(&t.snapshot),
         });
         let interfaces = self
             .attachments

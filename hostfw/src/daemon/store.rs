@@ -1,6 +1,11 @@
 //! `/var/lib/hostfw`: the last confirmed policy and the pending trial,
-//! written atomically (temporary file, fsync, rename, fsync of the
-//! directory) so that a crash or reboot finds one or the other whole.
+//! each stored as what was enforced — the policy files' text, the mode and
+//! the cluster's data — not as a recipe of files to read again. Written
+//! durably (temporary file, fsync, rename, fsync of the directory; the
+//! temporary file is removed when any step fails) so that a crash or
+//! reboot finds one version or the other whole. Read back with validation:
+//! a file that is not a record hostfw wrote is moved aside
+//! ([`Store::set_aside`]), never half-used.
 
 use std::{
     fs,
@@ -11,43 +16,58 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::SourceFile;
 use crate::ruleset::Mode;
 
 /// Default state directory.
 pub const DEFAULT_DIR: &str = "/var/lib/hostfw";
 
-/// One policy file as applied: its path (for messages) and its text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceFile {
-    /// Where it was read from.
-    pub path: PathBuf,
-    /// Its text at apply time.
-    pub text: String,
-}
+/// The version of the records written here.
+pub const FORMAT: u32 = 2;
 
-/// Where a policy comes from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "files")]
-pub enum Sources {
-    /// The files of the configuration's `[policies] paths`, read afresh.
+/// Largest state file read back (a policy of 100,000 rules is ~10 MiB).
+const MAX_RECORD: u64 = 256 << 20;
+
+/// Where an enforced policy's files came from, which decides what a
+/// reload does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The configuration's `[policies] paths`: a reload reads them again.
     Configured,
-    /// Files given to `hostfw apply`, kept as applied.
-    Files(Vec<SourceFile>),
+    /// Files given to `hostfw apply`: kept as applied until the next apply.
+    Applied,
 }
 
-/// A policy as enforced: its sources and the mode.
+/// A policy as enforced: the files' text, the mode and the cluster data.
+/// Everything needed to enforce it again, without reading any file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// Policy sources.
-    pub sources: Sources,
+    /// Where the files came from.
+    pub origin: Origin,
+    /// The policy files as read (or as applied), in order.
+    pub files: Vec<SourceFile>,
     /// Audit or enforce.
-    #[serde(with = "mode_serde")]
     pub mode: Mode,
     /// With `[kubernetes]`: the cluster's data this policy was lowered
     /// with, so that a restart with the API server unreachable, or a revert,
     /// enforces exactly this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<crate::kubernetes::ClusterView>,
+}
+
+impl Snapshot {
+    /// No policy file, in `mode`: the failsafe entries only.
+    #[must_use]
+    pub fn empty(mode: Mode) -> Self {
+        Self {
+            origin: Origin::Configured,
+            files: Vec::new(),
+            mode,
+            cluster: None,
+        }
+    }
 }
 
 /// A pending trial: what it applied, and when it reverts (wall clock, so
@@ -87,25 +107,19 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-mod mode_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::ruleset::Mode;
-
-    pub fn serialize<S: Serializer>(m: &Mode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match m {
-            Mode::Audit => "audit",
-            Mode::Enforce => "enforce",
-        })
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "audit" => Ok(Mode::Audit),
-            "enforce" => Ok(Mode::Enforce),
-            other => Err(serde::de::Error::custom(format!("unknown mode {other:?}"))),
-        }
-    }
+/// The confirmed policy as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The policy as confirmed.
+    Policy(Snapshot),
+    /// A record of hostfw 0.1, which stored "the configured paths" without
+    /// their text: its mode and cluster data, and the files must be read.
+    Recipe {
+        /// The confirmed mode.
+        mode: Mode,
+        /// The cluster data.
+        cluster: Option<crate::kubernetes::ClusterView>,
+    },
 }
 
 /// A state file that could not be read or written.
@@ -120,15 +134,24 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not what hostfw writes.
-    #[error("{path}: not a hostfw state file: {source}")]
+    /// The file is not a record hostfw writes.
+    #[error("{path}: not a hostfw state record: {reason}")]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// Cause.
-        #[source]
-        source: serde_json::Error,
+        /// What is wrong.
+        reason: String,
     },
+}
+
+impl StoreError {
+    /// The file concerned.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Io { path, .. } | Self::Corrupt { path, .. } => path,
+        }
+    }
 }
 
 /// The state directory.
@@ -137,8 +160,56 @@ pub struct Store {
     dir: PathBuf,
 }
 
-const CONFIRMED: &str = "confirmed.json";
-const TRIAL: &str = "trial.json";
+/// The confirmed policy's file name.
+pub const CONFIRMED: &str = "confirmed.json";
+/// The pending trial's file name.
+pub const TRIAL: &str = "trial.json";
+
+/// `confirmed.json` as written: the format version, then the policy.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmedRecord {
+    format: u32,
+    confirmed: Snapshot,
+}
+
+/// `trial.json` as written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrialFile {
+    format: u32,
+    trial: Snapshot,
+    deadline_unix_ms: u64,
+}
+
+/// hostfw 0.1's records (no `format` field).
+mod legacy {
+    use serde::Deserialize;
+
+    use super::SourceFile;
+    use crate::ruleset::Mode;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case", tag = "kind", content = "files")]
+    pub enum Sources {
+        Configured,
+        Files(Vec<SourceFile>),
+    }
+
+    #[derive(Deserialize)]
+    pub struct Snapshot {
+        pub sources: Sources,
+        pub mode: Mode,
+        #[serde(default)]
+        pub cluster: Option<crate::kubernetes::ClusterView>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Trial {
+        pub snapshot: Snapshot,
+        pub deadline_unix_ms: u64,
+    }
+}
 
 impl Store {
     /// The store in `dir` (created on first write).
@@ -147,24 +218,101 @@ impl Store {
         Self { dir: dir.into() }
     }
 
+    /// The directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The last confirmed policy, if one was ever confirmed.
-    pub fn confirmed(&self) -> Result<Option<Snapshot>, StoreError> {
-        self.read(CONFIRMED)
+    pub fn confirmed(&self) -> Result<Option<Confirmed>, StoreError> {
+        let Some((path, text)) = self.read(CONFIRMED)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if value.get("format").is_none() {
+            let old: legacy::Snapshot =
+                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            return Ok(Some(match old.sources {
+                legacy::Sources::Configured => Confirmed::Recipe {
+                    mode: old.mode,
+                    cluster: old.cluster,
+                },
+                legacy::Sources::Files(files) => Confirmed::Policy(Snapshot {
+                    origin: Origin::Applied,
+                    files,
+                    mode: old.mode,
+                    cluster: old.cluster,
+                }),
+            }));
+        }
+        let r: ConfirmedRecord = from_record(value).map_err(corrupt)?;
+        Ok(Some(Confirmed::Policy(r.confirmed)))
     }
 
     /// The pending trial, if any.
     pub fn trial(&self) -> Result<Option<TrialRecord>, StoreError> {
-        self.read(TRIAL)
+        let Some((path, text)) = self.read(TRIAL)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if value.get("format").is_none() {
+            let old: legacy::Trial =
+                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            let legacy::Sources::Files(files) = old.snapshot.sources else {
+                return Err(corrupt(
+                    "a trial of hostfw 0.1 of the configured paths, whose text it did not keep"
+                        .into(),
+                ));
+            };
+            return Ok(Some(TrialRecord {
+                snapshot: Snapshot {
+                    origin: Origin::Applied,
+                    files,
+                    mode: old.snapshot.mode,
+                    cluster: old.snapshot.cluster,
+                },
+                deadline_unix_ms: old.deadline_unix_ms,
+            }));
+        }
+        let r: TrialFile = from_record(value).map_err(corrupt)?;
+        Ok(Some(TrialRecord {
+            snapshot: r.trial,
+            deadline_unix_ms: r.deadline_unix_ms,
+        }))
     }
 
-    /// Records `s` as the confirmed policy.
+    /// Records `s` as the confirmed policy, durably.
     pub fn save_confirmed(&self, s: &Snapshot) -> Result<(), StoreError> {
-        self.write(CONFIRMED, s)
+        self.write(
+            CONFIRMED,
+            &ConfirmedRecord {
+                format: FORMAT,
+                confirmed: s.clone(),
+            },
+        )
     }
 
-    /// Records a pending trial.
+    /// Records a pending trial, durably.
     pub fn save_trial(&self, t: &TrialRecord) -> Result<(), StoreError> {
-        self.write(TRIAL, t)
+        self.write(
+            TRIAL,
+            &TrialFile {
+                format: FORMAT,
+                trial: t.snapshot.clone(),
+                deadline_unix_ms: t.deadline_unix_ms,
+            },
+        )
     }
 
     /// Forgets the pending trial.
@@ -177,16 +325,36 @@ impl Store {
         }
     }
 
-    fn read<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, StoreError> {
+    /// Moves a state file that cannot be used out of the way (to
+    /// `NAME.corrupt-UNIXSECONDS`, kept for a person to look at) and
+    /// returns where it went.
+    pub fn set_aside(&self, name: &str) -> Result<PathBuf, StoreError> {
         let path = self.dir.join(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::Io { path, source }),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|source| StoreError::Corrupt { path, source })
+        let secs = unix_ms(SystemTime::now()) / 1000;
+        let aside = self.dir.join(format!("{name}.corrupt-{secs}"));
+        fs::rename(&path, &aside).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        sync_dir(&self.dir)?;
+        Ok(aside)
+    }
+
+    fn read(&self, name: &str) -> Result<Option<(PathBuf, String)>, StoreError> {
+        let path = self.dir.join(name);
+        match crate::policy::read_text(&path, MAX_RECORD) {
+            Ok(t) => Ok(Some((path, t))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
     }
 
     fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
@@ -197,16 +365,36 @@ impl Store {
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let text = serde_json::to_string_pretty(value).map_err(|source| StoreError::Corrupt {
+        let text = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
-            source,
+            reason: e.to_string(),
         })?;
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        let written = (|| {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&text).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, &path).map_err(io(&path))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
         sync_dir(&self.dir)
     }
+}
+
+/// A record of this format, validated.
+fn from_record<T: for<'de> Deserialize<'de>>(value: serde_json::Value) -> Result<T, String> {
+    match value.get("format").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(FORMAT) => {}
+        Some(v) => {
+            return Err(format!(
+                "format {v}, and this hostfw reads format {FORMAT} (written by a newer hostfw?)"
+            ));
+        }
+        None => return Err("its \"format\" is not a number".into()),
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -219,63 +407,4 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp() -> PathBuf {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        std::env::temp_dir().join(format!("hostfw-store-{}-{n}", std::process::id()))
-    }
-
-    #[test]
-    fn confirmed_and_trial_round_trip_and_clear() {
-        let dir = temp();
-        let store = Store::new(&dir);
-        assert_eq!(store.confirmed().expect("read"), None);
-        let snap = Snapshot {
-            cluster: None,
-            sources: Sources::Files(vec![SourceFile {
-                path: "/etc/x.yaml".into(),
-                text: "a: 1\n".into(),
-            }]),
-            mode: Mode::Enforce,
-        };
-        store.save_confirmed(&snap).expect("save");
-        assert_eq!(store.confirmed().expect("read"), Some(snap.clone()));
-        let trial = TrialRecord::new(snap, Duration::from_secs(60));
-        store.save_trial(&trial).expect("save trial");
-        let back = store.trial().expect("read").expect("present");
-        assert!(
-            back.remaining()
-                .is_some_and(|r| r <= Duration::from_secs(60))
-        );
-        store.clear_trial().expect("clear");
-        store.clear_trial().expect("clearing twice is fine");
-        assert_eq!(store.trial().expect("read"), None);
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn an_expired_trial_has_no_time_left() {
-        let t = TrialRecord {
-            snapshot: Snapshot {
-                cluster: None,
-                sources: Sources::Configured,
-                mode: Mode::Audit,
-            },
-            deadline_unix_ms: 1,
-        };
-        assert_eq!(t.remaining(), None);
-    }
-
-    #[test]
-    fn a_corrupt_file_is_an_error_naming_it() {
-        let dir = temp();
-        fs::create_dir_all(&dir).expect("dir");
-        fs::write(dir.join(CONFIRMED), "{not json").expect("write");
-        let err = Store::new(&dir).confirmed().expect_err("corrupt");
-        assert!(err.to_string().contains("confirmed.json"), "{err}");
-        let _ = fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

@@ -3,14 +3,75 @@
 use std::{
     collections::BTreeMap,
     fs,
+    io::Read as _,
+    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
+
+use serde::{Deserialize, Serialize};
 
 use super::{
     document,
     error::{ErrorKind, PolicyError},
     model::{Format, Policy},
 };
+
+/// Default largest policy file read (`[policies] max_file_size`).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// One policy file's text as read: its path (for messages) and its text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its text when read.
+    pub text: String,
+}
+
+/// Reads a policy (or configuration) file without ever blocking: only a
+/// regular file is read (a FIFO, a device or a socket is an error naming
+/// what it is; it is opened non-blocking, so a FIFO with no writer does
+/// not hang), and only up to `limit` bytes (a larger file is an error).
+pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what}, not a regular file: only regular files are read"),
+        ));
+    }
+    let too_large = |size: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{size} bytes, over the limit of {limit} bytes ([policies] max_file_size)"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let mut text = String::new();
+    f.take(limit.saturating_add(1)).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
+}
 
 /// What happened to one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,10 +123,32 @@ pub fn format_of(path: &Path) -> Option<Format> {
 /// Reads files and directories of policies. A directory gives its
 /// `*.yaml`, `*.yml` and `*.toml` files sorted by name (not recursing;
 /// other entries are ignored and listed in [`Loaded::files`]). A file
-/// named explicitly must have one of those extensions.
+/// named explicitly must have one of those extensions. Files over
+/// [`DEFAULT_MAX_FILE_SIZE`] are errors.
 #[must_use]
 pub fn load(paths: &[PathBuf]) -> Loaded {
-    let mut out = Loaded::default();
+    let collected = collect(paths, DEFAULT_MAX_FILE_SIZE);
+    parse_collected(collected)
+}
+
+/// The files of `paths` as read, before parsing.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The policy files read, in order.
+    pub texts: Vec<SourceFile>,
+    /// Every file met: those read are marked `Loaded` here and get their
+    /// final status when parsed.
+    pub files: Vec<FileReport>,
+    /// Files that could not be read.
+    pub errors: Vec<PolicyError>,
+}
+
+/// Reads (but does not parse) the policy files of `paths`, each with
+/// [`read_text`] and `limit`: what [`load`] reads, for a caller that keeps
+/// the texts (the daemon stores the policy as enforced).
+#[must_use]
+pub fn collect(paths: &[PathBuf], limit: u64) -> Collected {
+    let mut out = Collected::default();
     for path in paths {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
@@ -105,7 +188,7 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                 } else if format_of(&file).is_none() {
                     out.files.push(ignored("not a .yaml, .yml or .toml file"));
                 } else {
-                    load_file(&mut out, &file);
+                    read_file(&mut out, &file, limit);
                 }
             }
         } else if format_of(path).is_none() {
@@ -125,9 +208,47 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                 status: FileStatus::Failed,
             });
         } else {
-            load_file(&mut out, path);
+            read_file(&mut out, path, limit);
         }
     }
+    out
+}
+
+/// Parses what [`collect`] read.
+#[must_use]
+pub fn parse_collected(collected: Collected) -> Loaded {
+    let Collected {
+        texts,
+        mut files,
+        errors,
+    } = collected;
+    let mut out = Loaded {
+        errors,
+        ..Loaded::default()
+    };
+    // The k-th file marked `Loaded` is the k-th text read.
+    let mut reports = files
+        .iter_mut()
+        .filter(|r| matches!(r.status, FileStatus::Loaded { .. }));
+    for f in &texts {
+        let before = out.errors.len();
+        let policies = match format_of(&f.path) {
+            Some(Format::Toml) => document::from_toml(&f.text, &f.path, &mut out.errors),
+            _ => document::from_yaml(&f.text, &f.path, &mut out.errors),
+        };
+        if let Some(r) = reports.next() {
+            r.status = if out.errors.len() == before {
+                FileStatus::Loaded {
+                    policies: policies.len(),
+                }
+            } else {
+                FileStatus::Failed
+            };
+        }
+        out.policies.extend(policies);
+    }
+    drop(reports);
+    out.files = files;
     check_unique(&out.policies, &mut out.errors);
     out
 }
@@ -159,7 +280,7 @@ pub fn parse_str(text: &str, file: &Path, format: Format) -> Result<Vec<Policy>,
     }
 }
 
-fn read_error(out: &mut Loaded, path: &Path, source: std::io::Error) {
+fn read_error(out: &mut Collected, path: &Path, source: std::io::Error) {
     out.errors.push(PolicyError {
         file: path.to_path_buf(),
         pos: None,
@@ -173,34 +294,24 @@ fn read_error(out: &mut Loaded, path: &Path, source: std::io::Error) {
     });
 }
 
-fn load_file(out: &mut Loaded, path: &Path) {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(source) => {
-            read_error(out, path, source);
-            return;
+fn read_file(out: &mut Collected, path: &Path, limit: u64) {
+    match read_text(path, limit) {
+        Ok(text) => {
+            out.files.push(FileReport {
+                path: path.to_path_buf(),
+                status: FileStatus::Loaded { policies: 0 },
+            });
+            out.texts.push(SourceFile {
+                path: path.to_path_buf(),
+                text,
+            });
         }
-    };
-    let before = out.errors.len();
-    let policies = match format_of(path) {
-        Some(Format::Toml) => document::from_toml(&text, path, &mut out.errors),
-        _ => document::from_yaml(&text, path, &mut out.errors),
-    };
-    out.files.push(FileReport {
-        path: path.to_path_buf(),
-        status: if out.errors.len() == before {
-            FileStatus::Loaded {
-                policies: policies.len(),
-            }
-        } else {
-            FileStatus::Failed
-        },
-    });
-    out.policies.extend(policies);
+        Err(source) => read_error(out, path, source),
+    }
 }
 
 /// Policy names are unique (as Kubernetes object names are).
-fn check_unique(policies: &[Policy], errors: &mut Vec<PolicyError>) {
+pub fn check_unique(policies: &[Policy], errors: &mut Vec<PolicyError>) {
     let mut seen: BTreeMap<&str, &Policy> = BTreeMap::new();
     for p in policies {
         if let Some(first) = seen.get(p.name.as_str()) {

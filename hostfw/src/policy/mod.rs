@@ -30,7 +30,10 @@ mod yaml;
 
 pub use entities::Entity;
 pub use error::{ErrorKind, PolicyError, Pos};
-pub use load::{FileReport, FileStatus, Loaded, format_of, load, load_paths, parse_str};
+pub use load::{
+    Collected, DEFAULT_MAX_FILE_SIZE, FileReport, FileStatus, Loaded, SourceFile, check_unique,
+    collect, format_of, load, load_paths, parse_collected, parse_str, read_text,
+};
 pub use lower::{
     CidrOverlap, ContextError, FailsafeEntry, LowerContext, Lowered, PolicyReport, Report,
     RuleCounts, RuleOrigin, Selection, lower,

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{Service, Snapshot};
+use super::{Preflight, Save, Service, Snapshot};
 use crate::{config::Changes, control::KubeStatus, duration, kubernetes::ClusterView};
 
 /// What the service knows of the cluster beyond what it enforces.
@@ -44,12 +44,8 @@ impl Service {
         self.cluster
             .latest
             .clone()
-            .or_else(|| {
-                self.active
-                    .as_ref()
-                    .and_then(|a| a.snapshot.cluster.clone())
-            })
-            .or_else(|| self.confirmed.cluster.clone())
+            .or_else(|| self.active().and_then(|a| a.snapshot.cluster.clone()))
+            .or_else(|| self.stored.as_ref().and_then(|s| s.cluster.clone()))
     }
 
     /// A new view from the watches.
@@ -63,7 +59,7 @@ impl Service {
         if !kept
             && self.cluster_changes() == Changes::Trial
             && trial.cluster.is_some()
-            && trial.cluster != self.confirmed.cluster
+            && trial.cluster != self.confirmed_snapshot().and_then(|s| s.cluster.clone())
         {
             self.cluster.rejected = trial.cluster.clone();
         }
@@ -75,13 +71,20 @@ impl Service {
         let Some(view) = self.cluster.latest.clone() else {
             return;
         };
-        if let Some(t) = &self.trial {
+        if let Some((t, _)) = &self.trial {
             self.cluster.pending = (t.snapshot.cluster.as_ref() != Some(&view)).then(|| {
                 "a trial is pending: the cluster's change follows its confirm or revert".into()
             });
             return;
         }
-        if self.confirmed.cluster.as_ref() == Some(&view) {
+        let Some(confirmed) = self.confirmed_snapshot().cloned() else {
+            self.cluster.pending = Some(
+                "no confirmed policy is known to apply it to: fix the policy files and reload"
+                    .into(),
+            );
+            return;
+        };
+        if confirmed.cluster.as_ref() == Some(&view) {
             self.cluster.pending = None;
             return;
         }
@@ -102,9 +105,9 @@ impl Service {
         };
         let snap = Snapshot {
             cluster: Some(view.clone()),
-            ..self.confirmed.clone()
+            ..confirmed
         };
-        match self.enforce(&snap, trial, true, None) {
+        match self.enforce(&snap, trial, Preflight::Skip, Save::Required) {
             Ok(msg) => {
                 log::info!("kubernetes: {}: {msg}", view.summary());
                 self.cluster.pending = None;
@@ -117,6 +120,11 @@ impl Service {
                 self.last_error = Some(e.0);
             }
         }
+    }
+
+    /// The confirmed policy known to this daemon.
+    fn confirmed_snapshot(&self) -> Option<&Snapshot> {
+        self.confirmed.as_ref().map(|c| &c.snapshot)
     }
 
     /// The source's part of `status`.
