@@ -370,9 +370,10 @@ impl Store {
             reason: e.to_string(),
         })?;
         let written = (|| {
-            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&text).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
+            // Errors name the record, not its temporary file.
+            let mut f = fs::File::create(&tmp).map_err(io(&path))?;
+            f.write_all(&text).map_err(io(&path))?;
+            f.sync_all().map_err(io(&path))?;
             fs::rename(&tmp, &path).map_err(io(&path))
         })();
         if written.is_err() {

@@ -164,7 +164,8 @@ impl Service {
         let keep = match (&self.confirmed, self.stored.as_ref(), t.remaining()) {
             (None, _, _) => {
                 problems.push(format!(
-                    "the trial of {name} is dropped: the policy it would revert to is not known"
+                    "the trial recorded in {TRIAL} ({name}) is dropped: the policy it would \
+                     revert to is not known"
                 ));
                 false
             }
@@ -185,7 +186,9 @@ impl Service {
                 match self.resume(t) {
                     Ok(()) => true,
                     Err(e) => {
-                        problems.push(format!("the trial of {name} is dropped: {e}"));
+                        problems.push(format!(
+                            "the trial recorded in {TRIAL} ({name}) is dropped: {e}"
+                        ));
                         self.events.trials_reverted += 1;
                         false
                     }
