@@ -44,7 +44,7 @@ fn last_error(d: &Daemon) -> String {
         .to_string()
 }
 
-/// 1. A typo in a policy file at start, with the pins present (restart)
+/// Case 1: a typo in a policy file at start, with the pins present (restart)
 /// and without (reboot): the last confirmed policy is enforced, the daemon
 /// runs, and status names the file.
 #[test]
@@ -95,7 +95,7 @@ fn a_broken_policy_file_at_start_keeps_the_confirmed_policy() {
     });
 }
 
-/// 2. Corrupt state files: each is moved aside with a clear message and
+/// Case 2: corrupt state files: each is moved aside with a clear message and
 /// the daemon runs on the files; with the files broken too, the pinned
 /// programs keep enforcing; with no pins either, audit mode with the
 /// failsafe entries.
@@ -220,7 +220,7 @@ fn corrupt_state_files_are_set_aside_and_the_start_goes_on() {
     assert!(reach(9090) && !reach(7070));
 }
 
-/// 3. A full disk: apply, confirm and mode fail with the path and the
+/// Case 3: a full disk: apply, confirm and mode fail with the path and the
 /// reason, the kernel keeps what was in force, no temporary file is left.
 #[test]
 fn a_change_that_cannot_be_saved_is_not_made() {
@@ -365,7 +365,7 @@ impl Watchdog {
     }
 }
 
-/// 4. A FIFO and a very large file in the policies directory: refused,
+/// Case 4: a FIFO and a very large file in the policies directory: refused,
 /// naming them, while status, the watchdog and signals are served; a
 /// large file that is allowed is parsed off the main loop.
 #[test]
@@ -467,7 +467,7 @@ fn files_that_would_block_or_stall_are_refused_while_the_daemon_serves() {
     assert!(wd.longest_gap(Duration::from_secs(2)) < Duration::from_millis(900));
 }
 
-/// 7. After a rollback, status and the live trace describe the confirmed
+/// Case 7: after a rollback, status and the live trace describe the confirmed
 /// policy the kernel enforces, even when the configured files were broken
 /// meanwhile; the deferred reload then runs and reports the broken file.
 #[test]
