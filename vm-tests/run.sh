@@ -8,7 +8,8 @@
 #   tier 2, vm-tests/qemu.sh: the .deb on QEMU VMs (their own kernels 6.1
 #           and 6.12, virtio-net's XDP, real reboots, two nodes)
 #
-# Run one tier (or scenarios of it) alone: vm-tests/nspawn.sh [SCENARIO...],
+# scripts/test.sh runs the tiers one by one (to time each); this script runs
+# both. Run one tier (or scenarios of it) alone: vm-tests/nspawn.sh [SCENARIO...],
 # vm-tests/qemu.sh [SCENARIO...].
 set -euo pipefail
 cd "$(dirname "$0")"
