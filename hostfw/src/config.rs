@@ -419,13 +419,26 @@ impl Config {
     /// Reads and parses a configuration file. Relative `[policies] paths`
     /// are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_text(path).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Self::load`], with the text read (the daemon keeps a copy of the
+    /// last good one).
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), ConfigError> {
         let text = crate::policy::read_text(path, crate::policy::DEFAULT_MAX_FILE_SIZE).map_err(
             |source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             },
         )?;
-        let mut cfg = Self::parse(&text, path)?;
+        let cfg = Self::from_text(&text, path)?;
+        Ok((cfg, text))
+    }
+
+    /// Parses `text` as the configuration file at `path` (relative paths
+    /// are taken relative to its directory).
+    pub fn from_text(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg = Self::parse(text, path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for p in &mut cfg.policies.paths {
             if p.is_relative() {

@@ -86,6 +86,24 @@ fn a_broken_policy_file_at_start_keeps_the_confirmed_policy() {
         d.log()
     );
 
+    // A typo in the configuration file too, and another reboot: the last
+    // configuration that loaded is used, and status says so.
+    let cfg = d.dir.join("hostfw.toml");
+    let good_cfg = fs::read_to_string(&cfg).expect("config");
+    fs::write(&cfg, format!("{good_cfg}\n[policies]\nbogus = 1\n")).expect("break config");
+    reboot(&mut d);
+    d.start();
+    assert!(
+        reach(9090) && !reach(7070),
+        "broken configuration: still enforcing"
+    );
+    let e = last_error(&d);
+    assert!(
+        e.contains("hostfw.toml") && e.contains("last configuration that loaded"),
+        "{e}"
+    );
+    fs::write(&cfg, good_cfg).expect("fix config");
+
     // Fixing the file and reloading clears the error.
     fs::remove_file(d.dir.join("policies/typo.yaml")).expect("remove");
     let pid = d.child.as_ref().expect("running").id().to_string();

@@ -88,13 +88,13 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
     let mut hup = tokio::signal::unix::signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
-    let cfg = Config::load(&opts.config)?;
+    let store = store::Store::new(&opts.state_dir);
+    let (cfg, config_problem) = load_config(&opts.config, &store)?;
     let dp = Datapath::load(&LoadOptions {
         pin_root: opts.pin_root.clone(),
         ..LoadOptions::default()
     })?;
-    let store = store::Store::new(&opts.state_dir);
-    let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp)
+    let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp, config_problem)
         .map_err(|e| DaemonError::Policy(e.0))?;
     let mut status_line = svc.status_line();
     notify::status(&status_line);
@@ -284,6 +284,38 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         log::info!("stopping; the programs stay attached and enforce the last policy");
     }
     result
+}
+
+/// The configuration to start with: the file, or, when it does not load,
+/// the copy of the last one that did (with the error to report), so that
+/// a typo in `hostfw.toml` before a reboot does not leave the node open.
+/// Without a copy, the error stops the daemon.
+fn load_config(
+    path: &std::path::Path,
+    store: &store::Store,
+) -> Result<(Config, Option<String>), DaemonError> {
+    match Config::load_with_text(path) {
+        Ok((cfg, text)) => {
+            if let Err(e) = store.save_config(&text) {
+                log::warn!("keeping a copy of the configuration: {e}");
+            }
+            Ok((cfg, None))
+        }
+        Err(e) => {
+            let saved = store.config_text().ok().flatten();
+            match saved.map(|text| Config::from_text(&text, path)) {
+                Some(Ok(cfg)) => Ok((
+                    cfg,
+                    Some(format!(
+                        "{e}; running with the last configuration that loaded ({}); fix the \
+                         file and reload",
+                        store.dir().join(store::LAST_CONFIG).display()
+                    )),
+                )),
+                _ => Err(e.into()),
+            }
+        }
+    }
 }
 
 /// Starts the Kubernetes source if `[kubernetes]` is configured. A source

@@ -121,6 +121,8 @@ enum Save {
 /// Files read and lowered off the main loop, ready to be enforced.
 pub struct Prepared {
     cfg: Config,
+    /// The configuration's text, when it was read (a reload).
+    cfg_text: Option<String>,
     snapshot: Snapshot,
     lowered: Result<Lowered, Vec<String>>,
 }
@@ -142,9 +144,11 @@ impl Job {
     /// Reads the configuration (for a reload) and the policy files, and
     /// lowers them. Blocking: regular files only, bounded in size.
     pub fn run(self) -> Result<Prepared, Refused> {
-        let cfg = match self.cfg {
-            Some(cfg) => cfg,
-            None => Config::load(&self.config_path).map_err(|e| Refused(e.to_string()))?,
+        let (cfg, cfg_text) = match self.cfg {
+            Some(cfg) => (cfg, None),
+            None => Config::load_with_text(&self.config_path)
+                .map(|(c, t)| (c, Some(t)))
+                .map_err(|e| Refused(e.to_string()))?,
         };
         let snapshot = match self.origin {
             Origin::Configured => source::configured_snapshot(&cfg, self.mode, self.cluster)
@@ -159,6 +163,7 @@ impl Job {
         let lowered = source::lower_snapshot(&cfg, &snapshot);
         Ok(Prepared {
             cfg,
+            cfg_text,
             snapshot,
             lowered,
         })
@@ -627,8 +632,14 @@ impl Service {
             let previous = std::mem::replace(&mut self.cfg, p.cfg);
             let r =
                 self.enforce_lowered(&p.snapshot, lowered, None, Preflight::Skip, Save::Required);
-            if r.is_err() {
-                self.cfg = previous;
+            match (&r, p.cfg_text) {
+                (Err(_), _) => self.cfg = previous,
+                (Ok(_), Some(text)) => {
+                    if let Err(e) = self.store.save_config(&text) {
+                        log::warn!("keeping a copy of the configuration: {e}");
+                    }
+                }
+                (Ok(_), None) => {}
             }
             r
         });

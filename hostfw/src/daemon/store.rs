@@ -164,6 +164,8 @@ pub struct Store {
 pub const CONFIRMED: &str = "confirmed.json";
 /// The pending trial's file name.
 pub const TRIAL: &str = "trial.json";
+/// The configuration of the last start or reload that read it whole.
+pub const LAST_CONFIG: &str = "last-good-hostfw.toml";
 
 /// `confirmed.json` as written: the format version, then the policy.
 #[derive(Serialize, Deserialize)]
@@ -315,6 +317,20 @@ impl Store {
         )
     }
 
+    /// Keeps a copy of a configuration that loaded, for a start that finds
+    /// the file broken.
+    pub fn save_config(&self, text: &str) -> Result<(), StoreError> {
+        if self.config_text().ok().flatten().as_deref() == Some(text) {
+            return Ok(());
+        }
+        self.write_bytes(LAST_CONFIG, text.as_bytes())
+    }
+
+    /// The copy kept by [`Self::save_config`].
+    pub fn config_text(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.read(LAST_CONFIG)?.map(|(_, t)| t))
+    }
+
     /// Forgets the pending trial.
     pub fn clear_trial(&self) -> Result<(), StoreError> {
         let path = self.dir.join(TRIAL);
@@ -358,6 +374,14 @@ impl Store {
     }
 
     fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let text = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            path: self.dir.join(name),
+            reason: e.to_string(),
+        })?;
+        self.write_bytes(name, &text)
+    }
+
+    fn write_bytes(&self, name: &str, text: &[u8]) -> Result<(), StoreError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -365,14 +389,10 @@ impl Store {
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let text = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
         let written = (|| {
             // Errors name the record, not its temporary file.
             let mut f = fs::File::create(&tmp).map_err(io(&path))?;
-            f.write_all(&text).map_err(io(&path))?;
+            f.write_all(text).map_err(io(&path))?;
             f.sync_all().map_err(io(&path))?;
             fs::rename(&tmp, &path).map_err(io(&path))
         })();

@@ -30,15 +30,17 @@ use crate::{
 
 impl Service {
     /// Starts from the stored state and the configured files (see the
-    /// module's documentation for the order). Fails only when the kernel
-    /// refuses even the failsafe policy.
+    /// module's documentation for the order); `problem` is one found
+    /// before (a configuration that did not load). Fails only when the
+    /// kernel refuses even the failsafe policy.
     pub fn start(
         config_path: PathBuf,
         cfg: Config,
         store: Store,
         dp: Datapath,
+        problem: Option<String>,
     ) -> Result<Self, Refused> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = problem.into_iter().collect();
         let record = read_or_set_aside(&store, CONFIRMED, Store::confirmed, &mut problems);
         let pending = read_or_set_aside(&store, TRIAL, Store::trial, &mut problems);
         let (stored, mode, cluster) = match record {
