@@ -37,6 +37,21 @@ fn reboot(d: &mut Daemon) {
     d.child = None;
 }
 
+/// A node and a peer, a daemon (not started) and TCP servers on `ports`.
+fn node_serving(ports: &[u16]) -> (Pair, Daemon) {
+    let pair = Pair::new();
+    let d = Daemon::new(&pair);
+    for p in ports {
+        traffic::tcp_server(&pair.node, *p);
+    }
+    (pair, d)
+}
+
+/// A new connection from the peer to the node's `port` succeeds.
+fn reaches(pair: &Pair, port: u16) -> bool {
+    traffic::tcp_ok(&pair.peer, pair.node_v4, port, SHORT)
+}
+
 fn last_error(d: &Daemon) -> String {
     d.status()["last_error"]
         .as_str()
@@ -49,12 +64,9 @@ fn last_error(d: &Daemon) -> String {
 /// runs, and status names the file.
 #[test]
 fn a_broken_policy_file_at_start_keeps_the_confirmed_policy() {
-    let pair = Pair::new();
-    let mut d = Daemon::new(&pair);
-    traffic::tcp_server(&pair.node, 9090);
-    traffic::tcp_server(&pair.node, 7070);
+    let (pair, mut d) = node_serving(&[9090, 7070]);
     let node = pair.node_v4;
-    let reach = |port| traffic::tcp_ok(&pair.peer, node, port, SHORT);
+    let reach = |port| reaches(&pair, port);
     d.start();
     assert!(traffic::tcp_ok(&pair.peer, node, 9090, LONG) && !reach(7070));
 
@@ -119,12 +131,8 @@ fn a_broken_policy_file_at_start_keeps_the_confirmed_policy() {
 /// failsafe entries.
 #[test]
 fn corrupt_state_files_are_set_aside_and_the_start_goes_on() {
-    let pair = Pair::new();
-    let mut d = Daemon::new(&pair);
-    traffic::tcp_server(&pair.node, 9090);
-    traffic::tcp_server(&pair.node, 7070);
-    let node = pair.node_v4;
-    let reach = |port| traffic::tcp_ok(&pair.peer, node, port, SHORT);
+    let (pair, mut d) = node_serving(&[9090, 7070]);
+    let reach = |port| reaches(&pair, port);
     d.start();
     let only = d.dir.join("only-8080.toml");
     d.ok(&["apply", path(&only), "--trial", "10m"]);

@@ -228,15 +228,10 @@ impl Store {
 
     /// The last confirmed policy, if one was ever confirmed.
     pub fn confirmed(&self) -> Result<Option<Confirmed>, StoreError> {
-        let Some((path, text)) = self.read(CONFIRMED)? else {
+        let Some((path, value)) = self.read_json(CONFIRMED)? else {
             return Ok(None);
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = corrupt(&path);
         if value.get("format").is_none() {
             let old: legacy::Snapshot =
                 serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
@@ -259,15 +254,10 @@ impl Store {
 
     /// The pending trial, if any.
     pub fn trial(&self) -> Result<Option<TrialRecord>, StoreError> {
-        let Some((path, text)) = self.read(TRIAL)? else {
+        let Some((path, value)) = self.read_json(TRIAL)? else {
             return Ok(None);
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = corrupt(&path);
         if value.get("format").is_none() {
             let old: legacy::Trial =
                 serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
@@ -356,6 +346,14 @@ impl Store {
         Ok(aside)
     }
 
+    fn read_json(&self, name: &str) -> Result<Option<(PathBuf, serde_json::Value)>, StoreError> {
+        let Some((path, text)) = self.read(name)? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_str(&text).map_err(|e| corrupt(&path)(e.to_string()))?;
+        Ok(Some((path, value)))
+    }
+
     fn read(&self, name: &str) -> Result<Option<(PathBuf, String)>, StoreError> {
         let path = self.dir.join(name);
         match crate::policy::read_text(&path, MAX_RECORD) {
@@ -401,6 +399,14 @@ impl Store {
         }
         written?;
         sync_dir(&self.dir)
+    }
+}
+
+/// The error for a record at `path` that is not what hostfw writes.
+fn corrupt(path: &Path) -> impl Fn(String) -> StoreError + '_ {
+    move |reason| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
