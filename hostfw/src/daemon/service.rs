@@ -116,6 +116,8 @@ enum Save {
     /// better than falling back because the disk is full); the error is
     /// reported.
     BestEffort,
+    /// Not written: not a confirmed choice (the failsafe fallback).
+    Never,
 }
 
 /// Files read and lowered off the main loop, ready to be enforced.
@@ -296,6 +298,7 @@ impl Service {
         let record = trial.map(|d| TrialRecord::new(snap.clone(), d));
         // Save first: a change that cannot be saved is not made.
         let saved = match &record {
+            _ if save == Save::Never => Ok(false),
             Some(r) => self.store.save_trial(r).map(|()| true),
             None if self.stored.as_ref() == Some(snap) => Ok(false),
             None => self.store.save_confirmed(snap).map(|()| true),
@@ -353,7 +356,7 @@ impl Service {
             None => {
                 self.inherited = None;
                 self.degraded = None;
-                if saved || self.stored.is_none() {
+                if saved {
                     self.stored = Some(snap.clone());
                 }
                 self.confirmed = Some(active);

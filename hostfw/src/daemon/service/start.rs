@@ -148,10 +148,8 @@ impl Service {
         let snap = Snapshot::empty(Mode::Audit);
         let lowered = source::lower_snapshot(&self.cfg, &snap)
             .map_err(|e| Refused(format!("the failsafe policy: {}", e.join("; "))))?;
-        self.enforce_lowered(&snap, lowered, None, Preflight::Skip, Save::BestEffort)
+        self.enforce_lowered(&snap, lowered, None, Preflight::Skip, Save::Never)
             .map(|_| ())?;
-        // Not a confirmed choice: nothing was stored.
-        self.stored = None;
         problems.push(
             "no policy could be enforced and no programs were pinned: audit mode with the \
              failsafe entries only; fix the policy files and reload (systemctl reload hostfw)"
