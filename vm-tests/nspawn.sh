@@ -27,7 +27,7 @@ source vm-tests/lib/policies.sh
 source vm-tests/nspawn/machine.sh
 source vm-tests/nspawn/scenarios.sh
 
-ALL=(install audit reload enforce lockout lockout_sigkill lockout_restart confirm_reboot upgrade purge rpm)
+ALL=(install audit reload enforce lockout lockout_sigkill lockout_restart confirm_reboot typo_reboot upgrade purge rpm)
 SETUP=(install audit reload enforce)
 pick_scenarios ALL SETUP "$@"
 

@@ -203,6 +203,155 @@ scenario_confirm_reboot() {
   echo "  after the reboot: vm-good enforcing; :$OPEN_PORT answers, :$AUDIT_PORT does not, ssh works"
 }
 
+# A typo'd policy file (`ingres:`) in /etc/hostfw/policies.d, then a
+# reboot (no programs, no pins): a reload refuses the file and keeps the
+# policy; at boot the daemon enforces the stored confirmed policy instead
+# of exiting, and says why (journal, status, the unit's status text). A
+# prober tries the denied port every 200 ms throughout, the boot included:
+# it must never connect.
+TYPO=/etc/hostfw/policies.d/typo.yaml
+
+# typo_ccnp: a valid CCNP but for `ingres:` in its spec.
+typo_ccnp() {
+  printf 'apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\n'
+  printf 'metadata:\n  name: vm-typo\nspec:\n  nodeSelector: {}\n  ingres: []\n'
+}
+now() { echo "${EPOCHREALTIME/,/.}"; }
+# probe PORT: one TCP connect from the client namespace (1 s at most);
+# prints open, closed, or no-netns (between two boots' networks).
+probe() {
+  [[ -e /run/netns/$NS_CLIENT ]] || { echo no-netns; return 0; }
+  if ip netns exec "$NS_CLIENT" timeout 3 nc -z -w 1 "$NODE_IP" "$1" >/dev/null 2>&1; then
+    echo open
+  else
+    echo closed
+  fi
+}
+# prober PORT FILE STOPFILE SECONDS: a probe of PORT started every 200 ms
+# (in the background: a dropped SYN takes the whole second), each
+# appending "START-TIME RESULT" to FILE, until STOPFILE exists or for
+# SECONDS at most; then waits for the probes under way.
+prober() {
+  set +e
+  local port=$1 file=$2 stop=$3 end=$((SECONDS + $4))
+  while [[ ! -e $stop ]] && ((SECONDS < end)); do
+    (t=$(now); r=$(probe "$port"); echo "$t $r" >>"$file") &
+    sleep 0.2
+  done
+  wait
+}
+# probes FILE FROM TO [RESULT]: how many probes started in [FROM, TO)
+# (epoch seconds), of RESULT if given.
+probes() {
+  awk -v a="$2" -v b="$3" -v r="${4-}" \
+    '$1 >= a && $1 < b && (r == "" || $2 == r) {n++} END {print n + 0}' "$1"
+}
+# probed FILE FROM N SECONDS: N probes or more started since FROM, and
+# SECONDS have passed since FROM.
+probed() {
+  awk -v a="$2" -v n="$3" -v s="$4" -v t="$(now)" \
+    '$1 >= a {c++} END {exit !(c >= n && t - a >= s)}' "$1"
+}
+typo_in_error() { status_json | json_check '"typo.yaml" in (d.get("last_error") or "")'; }
+no_error() { status_json | json_check 'd.get("last_error") is None'; }
+
+scenario_typo_reboot() {
+  set -e
+  local st t0 nr text probes_log=$log_dir/typo-reboot.probes stop=$run_dir/typo-prober.stop
+  local prober_pid t_start t_reboot t_listen t_end
+  local good='d["mode"] == "enforce" and d.get("trial") is None and any(p["name"] == "vm-good" for p in d["policies"])'
+  st=$(status_json) || fail "hostfw status failed"
+  json_check "$good" <<<"$st" \
+    || fail "precondition (after confirm-reboot): not enforcing the confirmed policy vm-good: $st"
+  # A policy applied as files (`hostfw apply FILE`) stays as sent: reloads
+  # and starts do not read policies.d. The files an operator edits are the
+  # configured ones: vm-good goes into policies.d (beside vm-baseline) and
+  # `hostfw apply` of the configured paths confirms them.
+  in_vm cp /root/good.yaml /etc/hostfw/policies.d/vm-good.yaml
+  in_vm hostfw apply >"$log_dir/typo-apply.txt" 2>&1 \
+    || fail "hostfw apply (configured paths) failed: $(cat "$log_dir/typo-apply.txt")"
+  st=$(status_json)
+  json_check "$good"' and d["source"] == "configured paths" and d.get("last_error") is None' <<<"$st" \
+    || fail "vm-good from policies.d is not the confirmed policy: $st"
+  listen "$OPEN_PORT"
+  listen "$AUDIT_PORT"
+  connects "$OPEN_PORT" || fail ":$OPEN_PORT (allowed by vm-good) does not answer"
+  [[ $(probe "$OPEN_PORT") == open ]] || fail "the probe does not see :$OPEN_PORT (allowed) open"
+  echo "  vm-good confirmed from policies.d, enforcing; the probe sees :$OPEN_PORT open"
+
+  rm -f "$probes_log" "$stop"
+  : >"$probes_log"
+  trap "touch $(printf %q "$stop")" EXIT
+  t_start=$(now)
+  prober "$AUDIT_PORT" "$probes_log" "$stop" 300 </dev/null >/dev/null 2>&1 9>&- &
+  prober_pid=$!
+
+  mark_journal
+  typo_ccnp | in_vm sh -c "cat > $TYPO"
+  in_vm systemctl reload hostfw
+  wait_for 10 "status last_error names typo.yaml" typo_in_error
+  wait_for 5 "the refusal in the journal" journal_has 'reload refused'
+  in_vm systemctl is-active --quiet hostfw || fail "hostfw is not active after the typo'd reload"
+  st=$(status_json)
+  json_check "$good" <<<"$st" || fail "the running policy changed on a refused reload: $st"
+  echo "  reload refused, vm-good still enforced: $(python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["last_error"].splitlines()[-1])' <<<"$st")"
+  wait_for 30 "20 probes of :$AUDIT_PORT before the reboot" probed "$probes_log" "$t_start" 20 0
+
+  t_reboot=$(now)
+  t0=$SECONDS
+  machine_reboot
+  echo "  rebooted in $((SECONDS - t0)) s (new network namespace and bpffs: no programs, no pins)"
+  journal_since=
+  wait_for 15 "hostfw active after the boot" in_vm systemctl is-active --quiet hostfw
+  wait_for 15 "the stored confirmed policy enforced, in the journal" \
+    journal_has 'the last confirmed policy (as stored)'
+  journal_has typo.yaml || fail "this boot's journal does not name typo.yaml"
+  nr=$(in_vm systemctl show -p NRestarts --value hostfw)
+  [[ $nr == 0 ]] || fail "hostfw was restarted $nr times during the boot"
+  if in_vm_sh "journalctl -b -u hostfw --no-pager -o cat | grep -E 'Main process exited|Failed with result'" \
+    >"$log_dir/typo-exits.txt" 2>&1; then
+    fail "hostfw exited during the boot: $(cat "$log_dir/typo-exits.txt")"
+  fi
+  st=$(status_json)
+  json_check "$good"' and d["source"] == "configured paths"' <<<"$st" \
+    || fail "after the boot: not enforcing the confirmed vm-good: $st"
+  typo_in_error || fail "after the boot, status last_error does not name typo.yaml: $st"
+  text=$(in_vm systemctl show -p StatusText --value hostfw)
+  [[ $text == *ERROR:* ]] || fail "the unit's status text has no ERROR: $text"
+  echo "  after the boot: active, 0 restarts; journal: stored confirmed policy enforced, typo.yaml named"
+  echo "  status text: ${text:0:160}"
+  listen "$OPEN_PORT"
+  listen "$AUDIT_PORT"
+  t_listen=$(now)
+  connects "$OPEN_PORT" || fail ":$OPEN_PORT (allowed by vm-good) does not answer after the boot"
+  connects "$AUDIT_PORT" && fail ":$AUDIT_PORT (denied) answers after the boot"
+  wait_for 20 "ssh login after the boot" can_login "$NODE_IP"
+  echo "  :$OPEN_PORT answers, :$AUDIT_PORT does not, ssh login works"
+  wait_for 30 "20 probes of :$AUDIT_PORT over 3 s with its listener up again" \
+    probed "$probes_log" "$t_listen" 20 3
+
+  in_vm rm "$TYPO"
+  in_vm systemctl reload hostfw
+  wait_for 10 "the error clears" no_error
+  touch "$stop"
+  wait "$prober_pid" || true
+  t_end=$(now)
+  trap - EXIT
+  local before during nonet after opens
+  before=$(probes "$probes_log" "$t_start" "$t_reboot")
+  during=$(probes "$probes_log" "$t_reboot" "$t_listen")
+  nonet=$(probes "$probes_log" "$t_reboot" "$t_listen" no-netns)
+  after=$(probes "$probes_log" "$t_listen" "$t_end")
+  opens=$(probes "$probes_log" 0 1e11 open)
+  echo "  typo.yaml removed, reloaded: last_error null"
+  echo "  prober of :$AUDIT_PORT every 200 ms: $before probes before the reboot (listener up)," \
+    "$during from the reboot until the listener was back ($nonet with no network yet)," \
+    "$after after it; $opens connected"
+  ((opens == 0)) || fail ":$AUDIT_PORT answered $opens times: $(grep ' open$' "$probes_log" | head -n 5 | tr '\n' ' ')"
+  ((before >= 20 && after >= 20)) || fail "too few probes ($before before the reboot, $after after)"
+}
+
 scenario_upgrade() {
   set -e
   # Reinstall the package under continuous traffic: new ssh connections
