@@ -135,6 +135,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         control_server::serve(&opts.socket, tx, recorder.clone()).map_err(io("control socket"))?;
     let mut events = event_stream(svc.datapath())?;
     notify::ready();
+    notify::status(&format!("ready; control socket {}", opts.socket.display()));
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
