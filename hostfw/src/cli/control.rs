@@ -221,6 +221,13 @@ pub fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         force: args.force,
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
     };
+    if let Err(control::ControlError::TooLarge { len }) = control::encode(&req) {
+        return Err(CliError::Usage(format!(
+            "these files make a request of {len} bytes, more than the daemon accepts ({} bytes): \
+             put them in [policies] paths of the configuration and run `hostfw apply` without files",
+            control::MAX_REQUEST
+        )));
+    }
     finish(&send(&args.socket.socket, &req)?, out)
 }
 

@@ -50,6 +50,9 @@ pub enum DaemonError {
     /// Kernel side.
     #[error(transparent)]
     Datapath(#[from] DatapathError),
+    /// The control socket cannot be served.
+    #[error(transparent)]
+    ControlSocket(#[from] control_server::SocketError),
     /// Runtime.
     #[error("{what}: {source}")]
     Io {
@@ -89,6 +92,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
     let mut hup = tokio::signal::unix::signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
     let cfg = Config::load(&opts.config)?;
+    let control_group = cfg.control.resolve(&opts.config)?;
     let dp = Datapath::load(&LoadOptions {
         pin_root: opts.pin_root.clone(),
         ..LoadOptions::default()
@@ -131,8 +135,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     ));
     let mut ifnames = crate::observe::IfNames::new();
     let mut limiter = crate::observe::LogLimiter::new(20, 100);
-    let server =
-        control_server::serve(&opts.socket, tx, recorder.clone()).map_err(io("control socket"))?;
+    let server = control_server::serve(&opts.socket, control_group, tx, recorder.clone())?;
     let mut events = event_stream(svc.datapath())?;
     notify::ready();
     notify::status(&format!("ready; control socket {}", opts.socket.display()));
