@@ -646,9 +646,11 @@ fn hostile_metrics_clients_do_not_stop_scrapes() {
         }));
         rx.recv().expect("the trickling thread started");
     }
-    wait_until("445 hostile connections", Duration::from_secs(10), || {
-        attack.opened.load(Ordering::Relaxed) >= 445
-    });
+    wait_until(
+        "445 hostile connections (the endpoint accepts them, closing those that wait)",
+        Duration::from_secs(10),
+        || attack.opened.load(Ordering::Relaxed) >= 445,
+    );
     let mut latencies = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {
