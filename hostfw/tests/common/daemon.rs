@@ -79,7 +79,9 @@ impl Daemon {
 
     /// The daemon's exit status, if it has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Starts the daemon without waiting for it to answer.
