@@ -103,6 +103,10 @@ fn finish(resp: &Response, out: &mut dyn Write) -> Result<(), CliError> {
 /// Runs `status`.
 pub fn status(args: &StatusArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let resp = send(&args.socket.socket, &Request::Status)?;
+    if !resp.ok {
+        // Refused (permission denied, busy): say why, not an empty status.
+        return Err(CliError::Refused(resp.message));
+    }
     let status = resp.status.unwrap_or_default();
     match args.output {
         Output::Json => {
