@@ -16,8 +16,12 @@
 //! sent within 2 s of connecting. At most 64 connections wait for their
 //! request at once; when more arrive, the one waiting longest is closed if
 //! it has waited 50 ms (a real client sends its request right after
-//! connecting), else the newcomer is told the daemon is busy. At most 32
-//! `observe` streams are served at once; more are refused with a message.
+//! connecting), else the newcomer is told the daemon is busy. A
+//! connection whose whole request has arrived is served even without a
+//! seat (a newcomer refused one, or one evicted before the daemon read
+//! it). At most 64 requests are carried out at once (more are told the
+//! daemon is busy), and at most 32 `observe` streams are served at once;
+//! more are refused with a message.
 //! Answers are at most [`MAX_ANSWER`] bytes.
 
 use std::{

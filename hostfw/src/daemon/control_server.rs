@@ -324,6 +324,17 @@ async fn accept_loop(listener: UnixListener, access: Access, server: Arc<Server>
         let ticket = match room.admit() {
             Ok(ticket) => ticket,
             Err(full) => {
+                let mut reader = LineReader::new(ARRIVED_MAX);
+                if let Some(Line::Complete(text)) = reader.read_now(|b| stream.try_read(b)) {
+                    let server = Arc::clone(&server);
+                    tokio::spawn(async move {
+                        let (read, write) = stream.into_split();
+                        if let Err(e) = server.carry_out(read, write, &text).await {
+                            log::debug!("control connection: {e}");
+                        }
+                    });
+                    continue;
+                }
                 if let Some(s) = busy.allow(Instant::now()) {
                     log::warn!(
                         "{what}: {full} ({WAITING}, none for {} ms): refused a connection{}",
@@ -408,47 +419,103 @@ enum Line {
     Closed,
 }
 
-/// Reads one line of at most `max` bytes (newline included), never
-/// holding more.
-async fn read_line(read: &mut (impl AsyncRead + Unpin), max: usize) -> io::Result<Line> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = read.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(if buf.is_empty() {
+/// One request line being read, at most `max` bytes (newline included),
+/// never holding more.
+#[derive(Debug)]
+struct LineReader {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl LineReader {
+    fn new(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Takes what was read (`chunk`; empty: end of input): the line once
+    /// it is complete or too large.
+    fn push(&mut self, chunk: &[u8]) -> Option<Line> {
+        if chunk.is_empty() {
+            return Some(if self.buf.is_empty() {
                 Line::Closed
             } else {
-                Line::Complete(buf)
+                Line::Complete(std::mem::take(&mut self.buf))
             });
         }
-        if let Some(i) = chunk[..n].iter().position(|&b| b == b'\n') {
-            if buf.len() + i + 1 > max {
-                return Ok(Line::TooLarge);
+        if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+            if self.buf.len() + i + 1 > self.max {
+                return Some(Line::TooLarge);
             }
-            buf.extend_from_slice(&chunk[..=i]);
-            return Ok(Line::Complete(buf));
+            self.buf.extend_from_slice(&chunk[..=i]);
+            return Some(Line::Complete(std::mem::take(&mut self.buf)));
         }
-        if buf.len() + n >= max {
-            return Ok(Line::TooLarge);
+        if self.buf.len() + chunk.len() >= self.max {
+            return Some(Line::TooLarge);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        self.buf.extend_from_slice(chunk);
+        None
+    }
+
+    /// Reads until the line is complete (cancel-safe: what was read stays
+    /// in `self`).
+    async fn read(&mut self, read: &mut (impl AsyncRead + Unpin)) -> io::Result<Line> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = read.read(&mut chunk).await?;
+            if let Some(line) = self.push(&chunk[..n]) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Reads what has arrived already, without waiting: the line if it
+    /// is complete (or too large), `None` if more is to come.
+    fn read_now(&mut self, try_read: impl Fn(&mut [u8]) -> io::Result<usize>) -> Option<Line> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = try_read(&mut chunk).ok()?;
+            if let Some(line) = self.push(&chunk[..n]) {
+                return Some(line);
+            }
+        }
     }
 }
 
+/// A newcomer refused a seat is still served if its whole request has
+/// arrived by the time it is accepted (at most this much is looked at):
+/// under a flood the accept queue is long, and a real client's request
+/// is there when its turn comes.
+const ARRIVED_MAX: usize = 64 * 1024;
+
 impl Server {
     /// Serves one connection: reads its request while it holds `ticket`,
-    /// then carries it out.
+    /// then carries it out. An evicted connection whose request has
+    /// arrived meanwhile (the daemon was slow to read it) is served
+    /// anyway; others are closed.
     async fn one(&self, stream: UnixStream, mut ticket: Ticket) -> io::Result<()> {
-        let (mut read, mut write) = stream.into_split();
+        let (mut read, write) = stream.into_split();
+        let mut reader = LineReader::new(MAX_REQUEST);
         let got = tokio::select! {
-            got = timeout(REQUEST_DEADLINE, read_line(&mut read, MAX_REQUEST)) => got,
-            () = ticket.evicted() => {
-                tell(&write, "closed: no request yet while other connections were waiting");
-                return Ok(());
-            }
+            got = timeout(REQUEST_DEADLINE, reader.read(&mut read)) => Some(got),
+            () = ticket.evicted() => None,
         };
         drop(ticket);
+        let got = match got {
+            Some(got) => got,
+            None => match reader.read_now(|b| read.try_read(b)) {
+                Some(line) => Ok(Ok(line)),
+                None => {
+                    tell(
+                        &write,
+                        "closed: no request yet while other connections were waiting",
+                    );
+                    return Ok(());
+                }
+            },
+        };
         let text = match got {
             Ok(Ok(Line::Complete(text))) => text,
             Ok(Ok(Line::Closed)) => return Ok(()),
@@ -474,7 +541,17 @@ impl Server {
                 return Ok(());
             }
         };
-        let answer = match serde_json::from_slice::<Request>(&text) {
+        self.carry_out(read, write, &text).await
+    }
+
+    /// Carries out one request read whole and writes the answer.
+    async fn carry_out(
+        &self,
+        mut read: OwnedReadHalf,
+        mut write: OwnedWriteHalf,
+        text: &[u8],
+    ) -> io::Result<()> {
+        let answer = match serde_json::from_slice::<Request>(text) {
             Ok(Request::Observe { filter, follow }) => {
                 let Ok(_slot) = Arc::clone(&self.streams).try_acquire_owned() else {
                     tell(
@@ -566,6 +643,8 @@ async fn send(write: &mut OwnedWriteHalf, flow: &crate::observe::Flow) -> io::Re
 
 #[cfg(test)]
 mod tests {
+    use std::sync::PoisonError;
+
     use nix::unistd::Gid;
 
     use super::*;
@@ -617,7 +696,7 @@ mod tests {
             let writer = tokio::spawn(async move {
                 let _ = b.write_all(&input).await;
             });
-            let got = read_line(&mut a, max).await.expect("read");
+            let got = LineReader::new(max).read(&mut a).await.expect("read");
             drop(a);
             let _ = writer.await;
             got
@@ -643,6 +722,35 @@ mod tests {
         over.push(b'\n');
         assert_eq!(read(over, 64).await, Line::TooLarge);
         assert_eq!(read(vec![b'a'; 100_000], 20_000).await, Line::TooLarge);
+    }
+
+    #[test]
+    fn what_has_arrived_is_read_without_waiting() {
+        let chunks = |parts: Vec<&'static [u8]>| {
+            let parts = std::sync::Mutex::new(std::collections::VecDeque::from(parts));
+            move |buf: &mut [u8]| -> io::Result<usize> {
+                let mut parts = parts.lock().unwrap_or_else(PoisonError::into_inner);
+                let part = parts
+                    .pop_front()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+                buf[..part.len()].copy_from_slice(part);
+                Ok(part.len())
+            }
+        };
+        let mut r = LineReader::new(64);
+        assert_eq!(
+            r.read_now(chunks(vec![b"{\"cmd\":", b"\"status\"}\n"])),
+            Some(Line::Complete(b"{\"cmd\":\"status\"}\n".to_vec()))
+        );
+        // Incomplete: more is to come; what was read is kept.
+        let mut r = LineReader::new(64);
+        assert_eq!(r.read_now(chunks(vec![b"{\"cmd\""])), None);
+        assert_eq!(
+            r.read_now(chunks(vec![b":1}\n"])),
+            Some(Line::Complete(b"{\"cmd\":1}\n".to_vec()))
+        );
+        let mut r = LineReader::new(4);
+        assert_eq!(r.read_now(chunks(vec![b"abcdef"])), Some(Line::TooLarge));
     }
 
     #[test]
