@@ -48,6 +48,9 @@ pub struct Config {
     /// Prometheus endpoint.
     #[serde(default)]
     pub metrics: Metrics,
+    /// Who may use the control socket besides root.
+    #[serde(default)]
+    pub control: Control,
     /// The Kubernetes API as a policy source; absent: files only.
     pub kubernetes: Option<Kubernetes>,
 }
@@ -315,6 +318,51 @@ impl Default for Metrics {
     }
 }
 
+/// `[control]`: who may use the control socket (`hostfw status`,
+/// `apply`, `mode`, …). Root and the daemon's own user always may.
+/// Read at start: a change needs a restart of the daemon.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// A group whose members may use it too (the socket is then 0660 and
+    /// its directory 0750, both of this group); default: none, root only
+    /// (socket 0600, directory 0700).
+    pub group: Option<String>,
+}
+
+/// A `[control] group`, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlGroup {
+    /// Its name, for messages.
+    pub name: String,
+    /// Its id.
+    pub gid: nix::unistd::Gid,
+}
+
+impl Control {
+    /// Looks up `group` in the system's group database; `path` (the
+    /// configuration file) is for the error, which names the group.
+    pub fn resolve(&self, path: &Path) -> Result<Option<ControlGroup>, ConfigError> {
+        let Some(name) = &self.group else {
+            return Ok(None);
+        };
+        let invalid = |why: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("[control] group {name:?}: {why}"),
+        };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Ok(Some(ControlGroup {
+                name: name.clone(),
+                gid: g.gid,
+            })),
+            Ok(None) => Err(invalid(
+                "no such group (create it with `groupadd`, or remove the key: root only)".into(),
+            )),
+            Err(e) => Err(invalid(format!("cannot look it up: {e}"))),
+        }
+    }
+}
+
 /// `[kubernetes]`: CCNPs, this node's labels and the entities' address
 /// sets from the cluster's API server, added to what the files give.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -470,6 +518,48 @@ mod tests {
         assert_eq!(c.trial.default, "2m");
         assert_eq!(c.metrics.listen, "127.0.0.1:9964");
         assert!(c.cluster.nodes.is_empty());
+        assert_eq!(c.control.group, None, "root only");
+    }
+
+    #[test]
+    fn control_group_is_resolved_by_name() {
+        let c = Config::parse("[control]\ngroup = \"root\"\n", Path::new("h.toml")).expect("valid");
+        assert_eq!(c.control.group.as_deref(), Some("root"));
+        let g = c.control.resolve(Path::new("h.toml")).expect("root exists");
+        assert_eq!(
+            g,
+            Some(ControlGroup {
+                name: "root".into(),
+                gid: nix::unistd::Gid::from_raw(0)
+            })
+        );
+        assert_eq!(
+            Control::default()
+                .resolve(Path::new("h.toml"))
+                .expect("none"),
+            None
+        );
+        let unknown = Config::parse(
+            "[control]\ngroup = \"hostfw-no-such-group\"\n",
+            Path::new("h.toml"),
+        )
+        .expect("parses: resolved at start");
+        let e = unknown
+            .control
+            .resolve(Path::new("h.toml"))
+            .expect_err("unknown group")
+            .to_string();
+        assert!(
+            e.contains("h.toml: [control] group \"hostfw-no-such-group\": no such group"),
+            "{e}"
+        );
+        let e = Config::parse("[control]\nuser = \"x\"\n", Path::new("h.toml"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `user`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,28 @@
 //! The control socket: requests from the `hostfw` CLI to the daemon and
-//! their answers, one JSON object per line. The socket is root-only.
+//! their answers, one JSON object per line.
+//!
+//! **Who may connect.** The socket is created mode 0600 (umask 0177 around
+//! `bind`, so it never exists with a looser mode) in a directory that is
+//! created 0700 if missing and refused if it is group- or world-writable or
+//! owned by someone other than root or the daemon's user. Every connection's
+//! peer credentials (`SO_PEERCRED`) are checked: root and the daemon's own
+//! user are served; with `[control] group = "NAME"` in the configuration,
+//! members of that group too (the socket is then 0660 and its directory
+//! 0750, both of that group). Anyone else gets one line, `{"ok": false,
+//! "message": "permission denied: uid N is not root"}`, and the connection
+//! is closed at once.
+//!
+//! **Bounds.** One request per connection, at most [`MAX_REQUEST`] bytes,
+//! sent within 2 s of connecting. At most 64 connections wait for their
+//! request at once; when more arrive, the one waiting longest is closed if
+//! it has waited 50 ms (a real client sends its request right after
+//! connecting), else the newcomer is told the daemon is busy. A
+//! connection whose whole request has arrived is served even without a
+//! seat (a newcomer refused one, or one evicted before the daemon read
+//! it). At most 64 requests are carried out at once (more are told the
+//! daemon is busy), and at most 32 `observe` streams are served at once;
+//! more are refused with a message.
+//! Answers are at most [`MAX_ANSWER`] bytes.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -15,8 +38,13 @@ use crate::daemon::store::SourceFile;
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/hostfw/hostfw.sock";
 
-/// Largest request or answer accepted, in bytes.
-pub const MAX_MESSAGE: usize = 8 << 20;
+/// Largest request the daemon reads, in bytes (its JSON line, newline
+/// included). A larger policy set goes in `[policies] paths`.
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// Largest answer the CLI reads, in bytes (a status with many policies, a
+/// suggestion).
+pub const MAX_ANSWER: usize = 8 << 20;
 
 /// What the CLI asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,10 +256,32 @@ pub enum ControlError {
     /// The answer was not understood.
     #[error("the daemon's answer is not understood: {0}")]
     Decode(#[source] serde_json::Error),
+    /// The request is larger than the daemon reads ([`MAX_REQUEST`]).
+    #[error(
+        "the request is {len} bytes, more than the control socket accepts ({} bytes)",
+        MAX_REQUEST
+    )]
+    TooLarge {
+        /// Its size, newline included.
+        len: usize,
+    },
 }
 
-/// Sends one request and waits for the answer.
+/// The line sent for `req`, newline included; an error if the daemon
+/// would refuse it as too large.
+pub fn encode(req: &Request) -> Result<String, ControlError> {
+    let mut line = serde_json::to_string(req).map_err(ControlError::Decode)?;
+    line.push('\n');
+    if line.len() > MAX_REQUEST {
+        return Err(ControlError::TooLarge { len: line.len() });
+    }
+    Ok(line)
+}
+
+/// Sends one request and waits for the answer. A request larger than
+/// [`MAX_REQUEST`] is refused before connecting.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    let line = encode(req)?;
     let io = |source| ControlError::Io {
         path: socket.to_path_buf(),
         source,
@@ -241,11 +291,61 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
         source,
     })?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    let mut line = serde_json::to_string(req).map_err(ControlError::Decode)?;
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io)?;
-    let mut reader = BufReader::new(stream.take(MAX_MESSAGE as u64));
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let sent = stream.write_all(line.as_bytes());
+    // Read even if sending failed: a daemon that refuses the caller says
+    // why in one line and closes, possibly before reading it all.
     let mut answer = String::new();
-    reader.read_line(&mut answer).map_err(io)?;
+    let received = BufReader::new((&stream).take(MAX_ANSWER as u64)).read_line(&mut answer);
+    if !answer.ends_with('\n') {
+        sent.map_err(io)?;
+        received.map_err(io)?;
+    }
     serde_json::from_str(&answer).map_err(ControlError::Decode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(text: String) -> Request {
+        Request::Apply {
+            files: Some(vec![SourceFile {
+                path: PathBuf::from("/p.yaml"),
+                text,
+            }]),
+            trial_ms: None,
+            force: false,
+            ssh_connection: None,
+        }
+    }
+
+    #[test]
+    fn requests_are_one_line_of_at_most_max_request() {
+        let line = encode(&Request::Status).expect("small");
+        assert_eq!(line, "{\"cmd\":\"status\"}\n");
+        let line = encode(&apply("a\nb".into())).expect("small");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        let big = encode(&apply("x".repeat(MAX_REQUEST)));
+        let Err(ControlError::TooLarge { len }) = big else {
+            panic!("not refused: {big:?}");
+        };
+        assert!(len > MAX_REQUEST);
+        let e = ControlError::TooLarge { len }.to_string();
+        assert!(
+            e.contains("more than the control socket accepts (1048576 bytes)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_oversized_request_is_refused_before_connecting() {
+        let e = request(
+            Path::new("/nonexistent/hostfw.sock"),
+            &apply("x".repeat(MAX_REQUEST)),
+            Duration::from_secs(1),
+        )
+        .expect_err("too large");
+        assert!(matches!(e, ControlError::TooLarge { .. }), "{e}");
+    }
 }

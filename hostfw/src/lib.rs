@@ -29,3 +29,4 @@ pub mod sockdiag;
 pub mod source;
 pub mod testgen;
 pub mod trace;
+pub mod waiting_room;

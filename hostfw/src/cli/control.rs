@@ -103,6 +103,10 @@ fn finish(resp: &Response, out: &mut dyn Write) -> Result<(), CliError> {
 /// Runs `status`.
 pub fn status(args: &StatusArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let resp = send(&args.socket.socket, &Request::Status)?;
+    if !resp.ok {
+        // Refused (permission denied, busy): say why, not an empty status.
+        return Err(CliError::Refused(resp.message));
+    }
     let status = resp.status.unwrap_or_default();
     match args.output {
         Output::Json => {
@@ -221,6 +225,13 @@ pub fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         force: args.force,
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
     };
+    if let Err(control::ControlError::TooLarge { len }) = control::encode(&req) {
+        return Err(CliError::Usage(format!(
+            "these files make a request of {len} bytes, more than the daemon accepts ({} bytes): \
+             put them in [policies] paths of the configuration and run `hostfw apply` without files",
+            control::MAX_REQUEST
+        )));
+    }
     finish(&send(&args.socket.socket, &req)?, out)
 }
 

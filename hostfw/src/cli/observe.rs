@@ -70,8 +70,16 @@ pub fn observe(args: &ObserveArgs, out: &mut dyn Write) -> Result<(), CliError> 
     let mut line = serde_json::to_string(&req).map_err(control::ControlError::Decode)?;
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;
-    for line in BufReader::new(stream).lines() {
+    for (i, line) in BufReader::new(stream).lines().enumerate() {
         let line = line.map_err(io)?;
+        // A refusal (not allowed, too many streams) comes as the one line
+        // of an answer instead of flows.
+        if i == 0
+            && let Ok(answer) = serde_json::from_str::<control::Response>(&line)
+            && !answer.ok
+        {
+            return Err(CliError::Refused(answer.message));
+        }
         match args.output {
             Output::Json => writeln!(out, "{line}")?,
             Output::Text => {

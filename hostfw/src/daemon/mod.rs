@@ -50,6 +50,9 @@ pub enum DaemonError {
     /// Kernel side.
     #[error(transparent)]
     Datapath(#[from] DatapathError),
+    /// The control socket cannot be served.
+    #[error(transparent)]
+    ControlSocket(#[from] control_server::SocketError),
     /// Runtime.
     #[error("{what}: {source}")]
     Io {
@@ -90,6 +93,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut hup = tokio::signal::unix::signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
     let store = store::Store::new(&opts.state_dir);
     let (cfg, config_problem) = load_config(&opts.config, &store)?;
+    let control_group = cfg.control.resolve(&opts.config)?;
     let dp = Datapath::load(&LoadOptions {
         pin_root: opts.pin_root.clone(),
         ..LoadOptions::default()
@@ -139,10 +143,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     ));
     let mut ifnames = crate::observe::IfNames::new();
     let mut limiter = crate::observe::LogLimiter::new(20, 100);
-    let server =
-        control_server::serve(&opts.socket, tx, recorder.clone()).map_err(io("control socket"))?;
+    let server = control_server::serve(&opts.socket, control_group, tx, recorder.clone())?;
     let mut events = event_stream(svc.datapath())?;
     notify::ready();
+    notify::status(&status_line);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));

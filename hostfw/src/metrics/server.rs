@@ -1,5 +1,13 @@
 //! A minimal HTTP/1.1 responder: `GET /metrics`, one request per
 //! connection, loopback only.
+//!
+//! No local client can stop the scrapes: connections are accepted eagerly
+//! and wait for their request head in a bounded
+//! [`WaitingRoom`](crate::waiting_room::WaitingRoom) of 512 seats (the one
+//! waiting longest gives its seat to a newcomer), a head must come within 1 s and a
+//! whole exchange end within 3 s, at most 16 connections are answered at
+//! once (more get a 503), and the accept loop waits after an error instead
+//! of spinning.
 
 use std::{
     io,
@@ -16,19 +24,30 @@ use tokio::{
 };
 
 use super::CONTENT_TYPE;
+use crate::waiting_room::{AcceptBackoff, Ticket, WaitingRoom};
 
 /// Largest request head (request line and headers) read.
 const MAX_REQUEST: usize = 8192;
+/// Connections waiting for their request head at once. More than the
+/// control socket's 64: anyone on the machine may connect here, and while
+/// hostile clients that reconnect as soon as they are closed outnumber the
+/// seats, the seats are all taken by new arrivals and newcomers (a
+/// scraper too) are refused. 512 seats hold hundreds of idle or trickling
+/// clients, each for at most the head deadline.
+const WAITING: usize = 512;
+/// When the waiting room is full, a connection that has waited this long
+/// gives its seat to a newcomer (a scraper sends its request at once).
+const EVICT_AFTER: Duration = Duration::from_millis(50);
 /// Time a client has to send its request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time a client has to take the response.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEAD_DEADLINE: Duration = Duration::from_secs(1);
+/// Time a whole exchange may take, from accept to close.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(3);
 /// Most input discarded after the response.
 const MAX_DRAIN: usize = 64 * 1024;
 /// Time the client has to close after the response.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
-/// Connections served at once; more wait in the listen queue.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections answered at once (their head read); more get a 503.
+const SERVING: usize = 16;
 
 /// Why the metrics endpoint cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -124,29 +143,87 @@ impl MetricsServer {
         F: Fn() -> String + Send + Sync + 'static,
     {
         let snapshot = Arc::new(snapshot);
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let room = WaitingRoom::new(WAITING, EVICT_AFTER);
+        let serving = Arc::new(Semaphore::new(SERVING));
+        let mut backoff = AcceptBackoff::new(format!("metrics on {}", self.addr));
         loop {
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                return; // never closed
-            };
             let (stream, peer) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff.accepted();
+                    accepted
+                }
                 Err(e) => {
-                    // Out of descriptors and the like: wait instead of spinning.
-                    log::warn!("metrics: accept on {}: {e}", self.addr);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    backoff.failed(&e).await;
                     continue;
                 }
             };
+            let Ok(ticket) = room.admit() else {
+                // Full of connections that just arrived: this one is
+                // closed at once (it may try again).
+                let _ = stream.try_write(&busy_response());
+                continue;
+            };
             let snapshot = Arc::clone(&snapshot);
+            let serving = Arc::clone(&serving);
             tokio::spawn(async move {
-                if let Err(e) = respond(stream, move || snapshot()).await {
-                    log::debug!("metrics: {peer}: {e}");
+                let exchange = exchange(stream, ticket, &serving, move || snapshot());
+                match timeout(EXCHANGE_DEADLINE, exchange).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::debug!("metrics: {peer}: {e}"),
+                    Err(_) => log::debug!("metrics: {peer}: exchange timed out"),
                 }
-                drop(slot);
             });
         }
     }
+}
+
+/// One connection: its head read while it holds `ticket`, then answered
+/// if a serving slot is free.
+async fn exchange<F>(
+    mut stream: TcpStream,
+    mut ticket: Ticket,
+    serving: &Arc<Semaphore>,
+    snapshot: F,
+) -> io::Result<()>
+where
+    F: FnOnce() -> String + Send + 'static,
+{
+    let request = tokio::select! {
+        head = timeout(HEAD_DEADLINE, read_head(&mut stream)) => match head {
+            Ok(head) => head?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out")),
+        },
+        () = ticket.evicted() => {
+            return Err(io::Error::other("closed: no request head while others were waiting"));
+        }
+    };
+    drop(ticket);
+    let Ok(_slot) = Arc::clone(serving).try_acquire_owned() else {
+        let _ = stream.write_all(&busy_response()).await;
+        return Err(io::Error::other("busy: answered 503"));
+    };
+    respond(stream, &request, snapshot).await
+}
+
+/// The whole response of a server too busy to answer.
+fn busy_response() -> Vec<u8> {
+    let mut response = head(
+        "503 Service Unavailable",
+        "text/plain",
+        5,
+        "Retry-After: 1\r\n",
+    )
+    .into_bytes();
+    response.extend_from_slice(b"busy\n");
+    response
+}
+
+/// A response head.
+fn head(status: &str, content_type: &str, len: usize, extra: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
+         {extra}Connection: close\r\n\r\n"
+    )
 }
 
 /// What a request head asks for.
@@ -159,15 +236,11 @@ enum Request {
     TooLarge,
 }
 
-/// Reads one request head, answers it and closes.
-async fn respond<F>(mut stream: TcpStream, snapshot: F) -> io::Result<()>
+/// Answers one request head and closes.
+async fn respond<F>(mut stream: TcpStream, request: &Request, snapshot: F) -> io::Result<()>
 where
     F: FnOnce() -> String + Send + 'static,
 {
-    let request = match timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(head) => head?,
-        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out")),
-    };
     let (status, content_type, body) = match request {
         Request::Metrics => match tokio::task::spawn_blocking(snapshot).await {
             Ok(text) => ("200 OK", CONTENT_TYPE, text),
@@ -188,30 +261,15 @@ where
             ("431 Request Header Fields Too Large", "text/plain", body)
         }
     };
-    let allow = if request == Request::MethodNotAllowed {
+    let allow = if *request == Request::MethodNotAllowed {
         "Allow: GET\r\n"
     } else {
         ""
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         {allow}Connection: close\r\n\r\n",
-        body.len()
-    );
-    let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    match timeout(WRITE_TIMEOUT, write).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "response timed out",
-            ));
-        }
-    }
+    let head = head(status, content_type, body.len(), allow);
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await?;
     linger(&mut stream).await;
     Ok(())
 }
