@@ -11,21 +11,14 @@
 
 use std::{
     io,
-    os::{
-        fd::AsRawFd as _,
-        unix::fs::{DirBuilderExt as _, PermissionsExt as _},
-    },
-    path::{Path, PathBuf},
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use nix::{
-    sys::stat::{Mode, umask},
-    unistd::Uid,
-};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _},
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{
         UnixListener, UnixStream,
         unix::{OwnedReadHalf, OwnedWriteHalf},
@@ -60,174 +53,12 @@ const STREAMS: usize = 32;
 /// Time a client has to take each line of its answer.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Why the control socket cannot be served.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// The socket's directory could be used by others to replace or reach
-    /// the socket.
-    #[error(
-        "control socket directory {}: {why}; use a directory owned by root (or the daemon's \
-         user) that only its owner can write to, such as /run/hostfw",
-        dir.display()
-    )]
-    UnsafeDir {
-        /// The directory.
-        dir: PathBuf,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// A daemon answers on the socket already.
-    #[error("another hostfw daemon answers on {}", path.display())]
-    InUse {
-        /// The socket.
-        path: PathBuf,
-    },
-    /// A system call failed.
-    #[error("control socket {}: {what}: {source}", path.display())]
-    Io {
-        /// The socket or its directory.
-        path: PathBuf,
-        /// What was done.
-        what: &'static str,
-        /// Cause.
-        #[source]
-        source: io::Error,
-    },
-}
+mod access;
+mod line;
 
-/// Who may use the socket: root, the daemon's user, and the members of
-/// `[control] group`.
-#[derive(Clone, Debug)]
-struct Access {
-    euid: Uid,
-    group: Option<ControlGroup>,
-}
-
-impl Access {
-    /// `Err` with the line to tell the peer if it may not.
-    fn check(&self, stream: &UnixStream) -> Result<(), String> {
-        let cred = stream
-            .peer_cred()
-            .map_err(|e| format!("permission denied: the peer's credentials are unknown: {e}"))?;
-        let groups = match &self.group {
-            Some(_) => peer_groups(stream),
-            None => Vec::new(),
-        };
-        self.decide(cred.uid(), cred.gid(), &groups)
-    }
-
-    fn decide(&self, uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
-        if uid == 0 || uid == self.euid.as_raw() {
-            return Ok(());
-        }
-        match &self.group {
-            None => Err(format!("permission denied: uid {uid} is not root")),
-            Some(g) if gid == g.gid.as_raw() || groups.contains(&g.gid.as_raw()) => Ok(()),
-            Some(g) => Err(format!(
-                "permission denied: uid {uid} is not root nor in group {}",
-                g.name
-            )),
-        }
-    }
-}
-
-/// The supplementary groups of the peer when it connected
-/// (`SO_PEERGROUPS`, Linux 4.13); empty if the kernel cannot say.
-fn peer_groups(stream: &UnixStream) -> Vec<u32> {
-    const GID: usize = size_of::<libc::gid_t>();
-    let mut groups: Vec<libc::gid_t> = vec![0; 32];
-    loop {
-        let Ok(mut len) = libc::socklen_t::try_from(groups.len() * GID) else {
-            return Vec::new();
-        };
-        // SAFETY: `groups` is valid for writes of `len` bytes, and `len`
-        // is a valid socklen_t the kernel updates.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
-                groups.as_mut_ptr().cast(),
-                &raw mut len,
-            )
-        };
-        let needed = usize::try_from(len).unwrap_or(0) / GID;
-        if rc == 0 {
-            groups.truncate(needed.min(groups.len()));
-            return groups;
-        }
-        // ERANGE: `len` holds the size needed.
-        let range = io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE);
-        if !range || needed <= groups.len() || needed > 65_536 {
-            return Vec::new();
-        }
-        groups.resize(needed, 0);
-    }
-}
-
-/// Creates the socket's directory if it is missing (0700, or 0750 of the
-/// control group) and refuses one that others could write to.
-fn prepare_dir(dir: &Path, group: Option<&ControlGroup>, euid: Uid) -> Result<(), SocketError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let io = |what| {
-        move |source| SocketError::Io {
-            path: dir.to_path_buf(),
-            what,
-            source,
-        }
-    };
-    let mode = if group.is_some() { 0o750 } else { 0o700 };
-    let created = match std::fs::metadata(dir) {
-        Ok(_) => false,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)
-                .map_err(io("creating the directory"))?;
-            true
-        }
-        Err(e) => return Err(io("reading the directory")(e)),
-    };
-    let meta = std::fs::metadata(dir).map_err(io("reading the directory"))?;
-    let unsafe_dir = |why: String| SocketError::UnsafeDir {
-        dir: dir.to_path_buf(),
-        why,
-    };
-    if !meta.is_dir() {
-        return Err(unsafe_dir("not a directory".into()));
-    }
-    if meta.uid() != 0 && meta.uid() != euid.as_raw() {
-        return Err(unsafe_dir(format!(
-            "owned by uid {}, not root nor uid {euid}",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(unsafe_dir(format!(
-            "group- or world-writable (mode {:04o})",
-            meta.mode() & 0o7777
-        )));
-    }
-    if let Some(g) = group {
-        nix::unistd::chown(dir, None, Some(g.gid))
-            .map_err(|e| io("giving the directory to the control group")(e.into()))?;
-    }
-    if created || group.is_some() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-            .map_err(io("setting the directory's mode"))?;
-    }
-    Ok(())
-}
-
-/// Binds `path` under umask 0177 (restored after), so that the socket is
-/// never more than 0600 from its creation.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
-    let before = umask(Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
-    umask(before);
-    bound
-}
+pub use access::SocketError;
+use access::{Access, bind_private, prepare_dir};
+use line::{Line, LineReader};
 
 /// Binds the socket (mode 0600; 0660 of `group` if set) and serves it.
 pub fn serve(
@@ -407,83 +238,6 @@ impl TryWrite for OwnedWriteHalf {
     }
 }
 
-/// A request line as read.
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    /// The line, its newline included (or all the client sent before
-    /// closing its end).
-    Complete(Vec<u8>),
-    /// No newline within `max` bytes.
-    TooLarge,
-    /// Closed without sending anything.
-    Closed,
-}
-
-/// One request line being read, at most `max` bytes (newline included),
-/// never holding more.
-#[derive(Debug)]
-struct LineReader {
-    buf: Vec<u8>,
-    max: usize,
-}
-
-impl LineReader {
-    fn new(max: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            max,
-        }
-    }
-
-    /// Takes what was read (`chunk`; empty: end of input): the line once
-    /// it is complete or too large.
-    fn push(&mut self, chunk: &[u8]) -> Option<Line> {
-        if chunk.is_empty() {
-            return Some(if self.buf.is_empty() {
-                Line::Closed
-            } else {
-                Line::Complete(std::mem::take(&mut self.buf))
-            });
-        }
-        if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
-            if self.buf.len() + i + 1 > self.max {
-                return Some(Line::TooLarge);
-            }
-            self.buf.extend_from_slice(&chunk[..=i]);
-            return Some(Line::Complete(std::mem::take(&mut self.buf)));
-        }
-        if self.buf.len() + chunk.len() >= self.max {
-            return Some(Line::TooLarge);
-        }
-        self.buf.extend_from_slice(chunk);
-        None
-    }
-
-    /// Reads until the line is complete (cancel-safe: what was read stays
-    /// in `self`).
-    async fn read(&mut self, read: &mut (impl AsyncRead + Unpin)) -> io::Result<Line> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = read.read(&mut chunk).await?;
-            if let Some(line) = self.push(&chunk[..n]) {
-                return Ok(line);
-            }
-        }
-    }
-
-    /// Reads what has arrived already, without waiting: the line if it
-    /// is complete (or too large), `None` if more is to come.
-    fn read_now(&mut self, try_read: impl Fn(&mut [u8]) -> io::Result<usize>) -> Option<Line> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = try_read(&mut chunk).ok()?;
-            if let Some(line) = self.push(&chunk[..n]) {
-                return Some(line);
-            }
-        }
-    }
-}
-
 /// A newcomer refused a seat is still served if its whole request has
 /// arrived by the time it is accepted (at most this much is looked at):
 /// under a flood the accept queue is long, and a real client's request
@@ -645,7 +399,10 @@ async fn send(write: &mut OwnedWriteHalf, flow: &crate::observe::Flow) -> io::Re
 mod tests {
     use std::sync::PoisonError;
 
-    use nix::unistd::Gid;
+    use nix::{
+        sys::stat::{Mode, umask},
+        unistd::{Gid, Uid},
+    };
 
     use super::*;
 
