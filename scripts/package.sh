@@ -6,6 +6,18 @@
 # both packages last, one per line: `deb: PATH` and `rpm: PATH`.
 # Needs cargo-deb, cargo-generate-rpm, lintian, rpm (scripts/install-deps.sh).
 set -euo pipefail
+# One environment for every caller: the variables cargo sets for a test
+# (tests/package.rs runs this) or a shell's own make cargo rebuild the
+# release binary and some dependencies, so the test suite built it three
+# times. Only these pass through; the build is then shared.
+if [[ -z ${HOSTFW_PACKAGE_ENV:-} ]]; then
+  pass=(HOSTFW_PACKAGE_ENV=1)
+  for v in PATH HOME USER TMPDIR CARGO_HOME CARGO_TARGET_DIR RUSTUP_HOME \
+           http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+    [[ -n ${!v:-} ]] && pass+=("$v=${!v}")
+  done
+  exec env -i "${pass[@]}" bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
