@@ -79,7 +79,7 @@ pub fn read(cfg: &Config, paths: &[PathBuf]) -> Result<Sourced, ContextError> {
 /// `[policies] max_file_size` each): the texts, or every error, formatted
 /// as `hostfw check` prints them. Reads only; parsing is
 /// [`lower_snapshot`]'s.
-pub fn read_configured(cfg: &Config) -> Result<Vec<SourceFile>, Vec<String>> {
+fn read_configured(cfg: &Config) -> Result<Vec<SourceFile>, Vec<String>> {
     let c = policy::collect(&cfg.policies.paths, cfg.policies.max_file_size);
     if c.errors.is_empty() {
         Ok(c.texts)

@@ -370,15 +370,20 @@ impl Attack {
         });
     }
 
-    /// `n` clients that connect and send one byte every 100 ms, never a
-    /// newline (or a blank line), reconnecting when closed.
+    /// `n` clients that connect (from inside `netns`, when given) and send
+    /// one byte every 100 ms, never a newline (or a blank line),
+    /// reconnecting when closed.
     fn trickle<S: std::io::Write + Send + 'static>(
         &mut self,
+        netns: Option<String>,
         n: usize,
         first: &'static [u8],
         connect: impl Fn() -> Option<S> + Send + 'static,
     ) {
         self.spawn(move |stop, opened| {
+            if let Some(ns) = &netns {
+                common::enter(ns);
+            }
             let mut clients: Vec<Option<S>> = (0..n).map(|_| None).collect();
             while !stop.load(Ordering::Relaxed) {
                 for c in &mut clients {
@@ -491,7 +496,7 @@ fn idle_slow_and_oversized_clients_do_not_stall_the_daemon() {
         "2,000 idle connections opened in {:?}",
         attack_start.elapsed()
     );
-    attack.trickle(100, b"{\"cmd\":", move || addr.stream());
+    attack.trickle(None, 100, b"{\"cmd\":", move || addr.stream());
     let nobody = fork_as_nobody(move || {
         let mut held = 0;
         for _ in 0..200 {
@@ -617,35 +622,13 @@ fn hostile_metrics_clients_do_not_stop_scrapes() {
             }
         });
     }
-    {
-        // A trickling thread must be in the namespace: enter it first.
-        let (stop, opened) = (Arc::clone(&attack.stop), Arc::clone(&attack.opened));
-        let ns = ns.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        attack.threads.push(std::thread::spawn(move || {
-            common::enter(&ns);
-            let _ = tx.send(());
-            let mut clients: Vec<Option<TcpStream>> = (0..300).map(|_| None).collect();
-            while !stop.load(Ordering::Relaxed) {
-                for c in &mut clients {
-                    let alive = match c {
-                        Some(s) => s.write(b"x").is_ok(),
-                        None => false,
-                    };
-                    if !alive {
-                        *c = tcp().and_then(|mut s| {
-                            opened.fetch_add(1, Ordering::Relaxed);
-                            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
-                                .ok()
-                                .map(|()| s)
-                        });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }));
-        rx.recv().expect("the trickling thread started");
-    }
+    // Trickling from inside the namespace, where the endpoint listens.
+    attack.trickle(
+        Some(ns.clone()),
+        300,
+        b"GET /metrics HTTP/1.1\r\nX-Slow: ",
+        tcp,
+    );
     wait_until(
         "445 hostile connections (the endpoint accepts them, closing those that wait)",
         Duration::from_secs(10),

@@ -215,9 +215,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                     req => handle(&mut svc, req),
                 };
                 let _ = reply.send(answer);
+                // A confirm or a rollback lets a deferred reload run.
+                next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
             }
             _ = tick.tick() => {
                 svc.tick();
+                next_job(&mut svc, &mut job, &mut applies, &mut reload_again);
                 limiter.log_flush(std::time::Instant::now());
                 let line = svc.status_line();
                 if line != status_line {
@@ -457,13 +460,16 @@ type JobSlot = Option<(
 )>;
 
 /// Starts the next reading job if none runs: a waiting apply first, then a
-/// reload.
+/// reload (asked for, or deferred by a trial that has ended since).
 fn next_job(
     svc: &mut service::Service,
     slot: &mut JobSlot,
     applies: &mut std::collections::VecDeque<Waiting>,
     reload: &mut Option<String>,
 ) {
+    if let Some(why) = svc.take_deferred() {
+        reload.get_or_insert(why);
+    }
     while slot.is_none() {
         let (waiting, job) = if let Some(w) = applies.pop_front() {
             (w, svc.apply_job())

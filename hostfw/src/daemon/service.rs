@@ -89,8 +89,8 @@ pub struct Refused(pub String);
 /// Whether a transition checks the lockout preflight.
 #[derive(Clone, Copy, Debug)]
 pub enum Preflight<'a> {
-    /// Skipped (`--force`, reloads, reverts).
-    Skip,
+    /// Not checked (`--force`, reloads, reverts, start-up).
+    Bypassed,
     /// Checked, with the requester's `SSH_CONNECTION`.
     Check(Option<&'a str>),
 }
@@ -100,7 +100,7 @@ impl<'a> Preflight<'a> {
     #[must_use]
     pub fn from_request(force: bool, caller: Option<&'a str>) -> Self {
         if force {
-            Self::Skip
+            Self::Bypassed
         } else {
             Self::Check(caller)
         }
@@ -134,7 +134,8 @@ pub struct Prepared {
 /// [`Service::reload_prepared`] or [`Service::apply_prepared`].
 pub struct Job {
     config_path: PathBuf,
-    /// `None`: keep this configuration (apply); else reload it.
+    /// The configuration to lower with (an apply); `None`: load it from
+    /// `config_path` (a reload).
     cfg: Option<Config>,
     origin: Origin,
     applied: Vec<SourceFile>,
@@ -250,16 +251,23 @@ impl Service {
 
     /// One line for systemd's status text (`sd_notify STATUS=`).
     #[must_use]
+    /// Built from what the service holds, without the kernel reads of
+    /// [`Self::status`] (the loop asks for it at every tick).
     pub fn status_line(&self) -> String {
-        let s = self.status();
-        let head = format!(
-            "{} mode, revision {}, {} ({} policies)",
-            s.mode,
-            s.revision,
-            s.source,
-            s.policies.len()
-        );
-        match &s.last_error {
+        let head = match self.active() {
+            Some(a) => format!(
+                "{} mode, revision {}, {} ({} policies)",
+                a.snapshot.mode.name(),
+                a.revision,
+                source_name(&a.snapshot),
+                a.lowered.report.policies.len()
+            ),
+            None => {
+                let (mode, revision, source, ..) = self.inherited_status();
+                format!("{mode} mode, revision {revision}, {source}")
+            }
+        };
+        match &self.last_error {
             Some(e) => format!(
                 "{head}; ERROR: {}",
                 e.lines().take(2).collect::<Vec<_>>().join(" ")
@@ -526,7 +534,6 @@ impl Service {
         log::info!("{msg}");
         self.last_error = None;
         self.cluster_after_trial(&t.snapshot, true);
-        self.run_deferred();
         Ok(msg)
     }
 
@@ -558,7 +565,6 @@ impl Service {
         );
         log::warn!("{msg}");
         self.cluster_after_trial(&t.snapshot, false);
-        self.run_deferred();
         Ok(msg)
     }
 
@@ -580,15 +586,13 @@ impl Service {
         }
     }
 
-    /// A reload that waited for the trial to end.
-    fn run_deferred(&mut self) {
-        let Some(why) = self.deferred.take() else {
-            return;
-        };
-        if let Some(job) = self.reload_job(&why) {
-            let prepared = job.run();
-            self.reload_prepared(&why, prepared);
+    /// A reload that waited for the trial to end, once it has ended: the
+    /// loop then reads the files off the loop as for any reload.
+    pub fn take_deferred(&mut self) -> Option<String> {
+        if self.trial.is_some() {
+            return None;
         }
+        self.deferred.take()
     }
 
     /// SIGHUP or a file change: what to read off the loop (the
@@ -604,19 +608,19 @@ impl Service {
             self.last_error = Some(msg);
             return None;
         }
+        // Applied files stay as applied; anything else reads the
+        // configured paths afresh.
         let (origin, applied) = match (&self.degraded, &self.confirmed) {
-            (None, Some(c)) => (c.snapshot.origin, c.snapshot.files.clone()),
+            (None, Some(c)) if c.snapshot.origin == Origin::Applied => {
+                (Origin::Applied, c.snapshot.files.clone())
+            }
             _ => (Origin::Configured, Vec::new()),
         };
         Some(Job {
             config_path: self.config_path.clone(),
             cfg: None,
             origin,
-            applied: if origin == Origin::Applied {
-                applied
-            } else {
-                Vec::new()
-            },
+            applied,
             mode: self.current_mode(),
             cluster: self.current_cluster(),
         })
@@ -633,8 +637,13 @@ impl Service {
         let result = prepared.and_then(|p| {
             let lowered = p.lowered.map_err(|e| not_valid(&e))?;
             let previous = std::mem::replace(&mut self.cfg, p.cfg);
-            let r =
-                self.enforce_lowered(&p.snapshot, lowered, None, Preflight::Skip, Save::Required);
+            let r = self.enforce_lowered(
+                &p.snapshot,
+                lowered,
+                None,
+                Preflight::Bypassed,
+                Save::Required,
+            );
             match (&r, p.cfg_text) {
                 (Err(_), _) => self.cfg = previous,
                 (Ok(_), Some(text)) => {
@@ -670,14 +679,16 @@ impl Service {
                 self.deferred
                     .get_or_insert_with(|| "addresses changed".into());
                 match left {
-                    Some(left) => self.enforce(&snap, Some(left), Preflight::Skip, Save::Required),
+                    Some(left) => {
+                        self.enforce(&snap, Some(left), Preflight::Bypassed, Save::Required)
+                    }
                     None => return,
                 }
             }
             None => match &self.confirmed {
                 Some(c) => {
                     let snap = c.snapshot.clone();
-                    self.enforce(&snap, None, Preflight::Skip, Save::Required)
+                    self.enforce(&snap, None, Preflight::Bypassed, Save::Required)
                 }
                 None => return,
             },

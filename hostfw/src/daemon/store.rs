@@ -144,16 +144,6 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    /// The file concerned.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        match self {
-            Self::Io { path, .. } | Self::Corrupt { path, .. } => path,
-        }
-    }
-}
-
 /// The state directory.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -107,7 +107,7 @@ impl Service {
             cluster: Some(view.clone()),
             ..confirmed
         };
-        match self.enforce(&snap, trial, Preflight::Skip, Save::Required) {
+        match self.enforce(&snap, trial, Preflight::Bypassed, Save::Required) {
             Ok(msg) => {
                 log::info!("kubernetes: {}: {msg}", view.summary());
                 self.cluster.pending = None;

@@ -84,19 +84,19 @@ impl Service {
         if let Some(s) = stored {
             candidates.push((s, "the last confirmed policy (as stored)"));
         }
-        let mut enforced = false;
-        for (snap, what) in candidates {
-            if enforced {
-                break;
-            }
-            match svc.enforce(&snap, None, Preflight::Skip, Save::BestEffort) {
+        // The first candidate that can be enforced wins.
+        let enforced = candidates.into_iter().any(|(snap, what)| {
+            match svc.enforce(&snap, None, Preflight::Bypassed, Save::BestEffort) {
                 Ok(msg) => {
                     log::info!("start: {what}: {msg}");
-                    enforced = true;
+                    true
                 }
-                Err(e) => problems.push(format!("{what} not enforced: {e}")),
+                Err(e) => {
+                    problems.push(format!("{what} not enforced: {e}"));
+                    false
+                }
             }
-        }
+        });
         if !enforced {
             svc.fall_back(&mut problems)?;
         }
@@ -148,7 +148,7 @@ impl Service {
         let snap = Snapshot::empty(Mode::Audit);
         let lowered = source::lower_snapshot(&self.cfg, &snap)
             .map_err(|e| Refused(format!("the failsafe policy: {}", e.join("; "))))?;
-        self.enforce_lowered(&snap, lowered, None, Preflight::Skip, Save::Never)
+        self.enforce_lowered(&snap, lowered, None, Preflight::Bypassed, Save::Never)
             .map(|_| ())?;
         problems.push(
             "no policy could be enforced and no programs were pinned: audit mode with the \
