@@ -18,11 +18,11 @@ use std::{
         fd::{FromRawFd as _, OwnedFd},
         unix::{
             fs::{MetadataExt as _, PermissionsExt as _},
-            net::{UnixDatagram, UnixStream},
+            net::UnixStream,
             process::CommandExt as _,
         },
     },
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
@@ -35,6 +35,7 @@ use std::{
 use common::{
     Netns, Pair,
     daemon::{BIN, Daemon, path, wait_until},
+    notify::Notifications,
 };
 use nix::{
     sys::signal::{Signal, kill},
@@ -267,72 +268,6 @@ fn scrape(ns: &Netns, limit: Duration) -> Result<Duration, String> {
     })
 }
 
-/// The datagrams a fake systemd receives on `$NOTIFY_SOCKET`.
-struct Notifications {
-    path: PathBuf,
-    got: Arc<Mutex<Vec<(Instant, String)>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Notifications {
-    fn bind(dir: &Path) -> Self {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("timeout");
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (g, s) = (Arc::clone(&got), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while !s.load(Ordering::Relaxed) {
-                if let Ok(n) = sock.recv(&mut buf) {
-                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    g.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((Instant::now(), text));
-                }
-            }
-        });
-        Self { path, got, stop }
-    }
-
-    /// The daemon's environment for a 2 s watchdog (petted every 1 s).
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("NOTIFY_SOCKET", &self.path)
-            .env("WATCHDOG_USEC", "2000000");
-    }
-
-    fn all(&self) -> Vec<(Instant, String)> {
-        self.got
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The longest time without a `WATCHDOG=1` within `from..to`.
-    fn max_watchdog_gap(&self, from: Instant, to: Instant) -> Duration {
-        let mut at: Vec<Instant> = self
-            .all()
-            .into_iter()
-            .filter(|(t, m)| m == "WATCHDOG=1" && *t >= from && *t <= to)
-            .map(|(t, _)| t)
-            .collect();
-        at.insert(0, from);
-        at.push(to);
-        at.windows(2)
-            .map(|w| w[1].duration_since(w[0]))
-            .max()
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Notifications {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Hostile clients on threads, stopped (and joined) on drop.
 #[derive(Default)]
 struct Attack {
@@ -476,7 +411,7 @@ fn idle_slow_and_oversized_clients_do_not_stall_the_daemon() {
     let notify = Notifications::bind(&d.dir);
     d.start_with(|cmd| {
         limit_fds(cmd);
-        notify.env(cmd);
+        notify.env(cmd, 2_000_000);
     });
     let pid = pid(&d);
     let addr = Addr::new(&d.socket());

@@ -9,8 +9,6 @@ mod common;
 
 use std::{
     fs,
-    os::unix::net::UnixDatagram,
-    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -18,6 +16,7 @@ use std::{
 use common::{
     Pair,
     daemon::{Daemon, LONG, SHORT, path, policy, wait_until},
+    notify::Notifications,
     sh, traffic,
 };
 
@@ -348,49 +347,6 @@ fn a_change_that_cannot_be_saved_is_not_made() {
     );
 }
 
-/// Watchdog datagrams sent to a socket of the test's, read all the time
-/// (as systemd does) by a thread that notes when each came.
-struct Watchdog {
-    path: std::path::PathBuf,
-    pings: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
-}
-
-impl Watchdog {
-    fn new(dir: &Path) -> Self {
-        let path = dir.join("notify.sock");
-        let _ = fs::remove_file(&path);
-        let sock = UnixDatagram::bind(&path).expect("bind notify socket");
-        let pings = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = pings.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                if buf[..n].starts_with(b"WATCHDOG=1")
-                    && let Ok(mut p) = seen.lock()
-                {
-                    p.push(Instant::now());
-                }
-            }
-        });
-        Self { path, pings }
-    }
-
-    /// The longest gap between WATCHDOG=1 datagrams over the next `span`.
-    fn longest_gap(&self, span: Duration) -> Duration {
-        let start = Instant::now();
-        std::thread::sleep(span);
-        let end = Instant::now();
-        let pings = self.pings.lock().expect("lock").clone();
-        let mut last = start;
-        let mut longest = Duration::ZERO;
-        for t in pings.into_iter().filter(|t| *t >= start && *t <= end) {
-            longest = longest.max(t - last);
-            last = t;
-        }
-        longest.max(end - last)
-    }
-}
-
 /// Case 4: a FIFO and a very large file in the policies directory: refused,
 /// naming them, while status, the watchdog and signals are served; a
 /// large file that is allowed is parsed off the main loop.
@@ -409,15 +365,11 @@ fn files_that_would_block_or_stall_are_refused_while_the_daemon_serves() {
         ),
     )
     .expect("config");
-    let wd = Watchdog::new(&d.dir);
-    let notify = wd.path.clone();
-    d.start_with(|c| {
-        c.env("NOTIFY_SOCKET", &notify)
-            .env("WATCHDOG_USEC", "1000000");
-    });
+    let wd = Notifications::bind(&d.dir);
+    d.start_with(|c| wd.env(c, 1_000_000));
     traffic::tcp_server(&pair.node, 9090);
     let node = pair.node_v4;
-    assert!(wd.longest_gap(Duration::from_secs(2)) < Duration::from_millis(900));
+    assert!(wd.watchdog_gap_over(Duration::from_secs(2)) < Duration::from_millis(900));
 
     let fifo = d.dir.join("policies/x.yaml");
     nix::unistd::mkfifo(
@@ -435,17 +387,14 @@ fn files_that_would_block_or_stall_are_refused_while_the_daemon_serves() {
         "status took {:?}",
         t.elapsed()
     );
-    assert!(wd.longest_gap(Duration::from_secs(2)) < Duration::from_millis(900));
+    assert!(wd.watchdog_gap_over(Duration::from_secs(2)) < Duration::from_millis(900));
     assert!(
         traffic::tcp_ok(&pair.peer, node, 9090, LONG),
         "the running policy stays"
     );
     // A restart with the FIFO still there does not block either.
     d.kill();
-    d.start_with(|c| {
-        c.env("NOTIFY_SOCKET", &notify)
-            .env("WATCHDOG_USEC", "1000000");
-    });
+    d.start_with(|c| wd.env(c, 1_000_000));
     assert!(last_error(&d).contains("a FIFO"), "{}", last_error(&d));
     fs::remove_file(&fifo).expect("rm fifo");
 
@@ -490,7 +439,7 @@ fn files_that_would_block_or_stall_are_refused_while_the_daemon_serves() {
         slowest < Duration::from_secs(1),
         "status stalled {slowest:?}"
     );
-    assert!(wd.longest_gap(Duration::from_secs(2)) < Duration::from_millis(900));
+    assert!(wd.watchdog_gap_over(Duration::from_secs(2)) < Duration::from_millis(900));
 }
 
 /// Case 7: after a rollback, status and the live trace describe the confirmed

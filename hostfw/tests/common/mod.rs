@@ -9,6 +9,7 @@
 pub mod daemon;
 pub mod frames;
 pub mod kubeapi;
+pub mod notify;
 pub mod traffic;
 
 use std::{
