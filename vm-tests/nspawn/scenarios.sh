@@ -261,13 +261,14 @@ scenario_typo_reboot() {
   local prober_pid t_start t_reboot t_listen t_end
   local good='d["mode"] == "enforce" and d.get("trial") is None and any(p["name"] == "vm-good" for p in d["policies"])'
   st=$(status_json) || fail "hostfw status failed"
-  json_check "$good" <<<"$st" \
-    || fail "precondition (after confirm-reboot): not enforcing the confirmed policy vm-good: $st"
+  json_check 'd["mode"] == "enforce" and d.get("trial") is None' <<<"$st" \
+    || fail "precondition (after enforce): not a confirmed enforcing policy: $st"
   # A policy applied as files (`hostfw apply FILE`) stays as sent: reloads
   # and starts do not read policies.d. The files an operator edits are the
   # configured ones: vm-good goes into policies.d (beside vm-baseline) and
-  # `hostfw apply` of the configured paths confirms them.
-  in_vm cp /root/good.yaml /etc/hostfw/policies.d/vm-good.yaml
+  # `hostfw apply` of the configured paths confirms them. (Written here, so
+  # that the scenario also runs alone: `vm-tests/nspawn.sh typo-reboot`.)
+  policy_ccnp vm-good 22 "$OPEN_PORT" | in_vm sh -c 'cat > /etc/hostfw/policies.d/vm-good.yaml'
   in_vm hostfw apply >"$log_dir/typo-apply.txt" 2>&1 \
     || fail "hostfw apply (configured paths) failed: $(cat "$log_dir/typo-apply.txt")"
   st=$(status_json)
