@@ -32,7 +32,10 @@ use hostfw::craft::Frame;
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/rawbpf.rs"]
+mod rawbpf;
 use args::Args;
+use rawbpf::{insn, os_err};
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -69,10 +72,6 @@ fn frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
     let csum = !u16::try_from(sum).unwrap_or(0);
     f[ip + 10..ip + 12].copy_from_slice(&csum.to_be_bytes());
     f
-}
-
-fn os_err(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error())
 }
 
 fn send(args: &Args) -> anyhow::Result<()> {
@@ -300,54 +299,7 @@ fn probe(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 const BPF_FUNC_REDIRECT: i32 = 23;
-
-/// `union bpf_attr` for `BPF_PROG_LOAD` (the fields used here).
-#[repr(C, align(8))]
-#[derive(Default)]
-struct ProgLoad {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    rest: [u64; 12],
-}
-
-/// `union bpf_attr` for `BPF_PROG_TEST_RUN`.
-#[repr(C, align(8))]
-#[derive(Default)]
-struct TestRun {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    pad: u32,
-}
-
-fn insn(code: u8, dst: u8, imm: i32) -> u64 {
-    u64::from(code) | (u64::from(dst) << 8) | (u64::from(imm.cast_unsigned()) << 32)
-}
 
 /// The kernel's own packet generator: `BPF_PROG_TEST_RUN` of a 4-instruction
 /// XDP program returning `bpf_redirect(IF)`, with live frames: each run
@@ -369,34 +321,14 @@ fn xdp_send(args: &Args) -> anyhow::Result<()> {
         insn(0x85, 0, BPF_FUNC_REDIRECT),       // call bpf_redirect
         insn(0x95, 0, 0),                       // exit
     ];
-    let prog_fd = load_xdp(&prog, b"hfw_flood")?;
+    let prog_fd = rawbpf::load(rawbpf::BPF_PROG_TYPE_XDP, &prog, b"hfw_flood")?;
     let data = frame(src, dst, 40000, dport);
     let repeat: u32 = args.opt("--repeat", 200_000)?;
     let limit = Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut offered = 0u64;
     while start.elapsed() < limit {
-        let mut run = TestRun {
-            prog_fd: u32::try_from(prog_fd.as_raw_fd())?,
-            data_size_in: u32::try_from(data.len())?,
-            data_in: data.as_ptr() as u64,
-            repeat,
-            flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-            batch_size: 64,
-            ..TestRun::default()
-        };
-        // SAFETY: a valid bpf_attr for BPF_PROG_TEST_RUN, alive for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_TEST_RUN,
-                &raw mut run,
-                size_of::<TestRun>(),
-            )
-        };
-        if rc < 0 {
-            return Err(os_err("BPF_PROG_TEST_RUN (live frames)"));
-        }
+        rawbpf::test_run_live(&prog_fd, &data, repeat)?;
         offered += u64::from(repeat);
     }
     let secs = start.elapsed().as_secs_f64();
@@ -407,35 +339,6 @@ fn xdp_send(args: &Args) -> anyhow::Result<()> {
         serde_json::json!({ "offered": offered, "secs": secs, "offered_pps": offered_pps })
     );
     Ok(())
-}
-
-/// Loads an XDP program from raw instructions.
-fn load_xdp(prog: &[u64], name: &[u8]) -> anyhow::Result<OwnedFd> {
-    let license = c"GPL";
-    let mut prog_name = [0u8; 16];
-    prog_name[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
-    let load = ProgLoad {
-        prog_type: BPF_PROG_TYPE_XDP,
-        insn_cnt: u32::try_from(prog.len())?,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_name,
-        ..ProgLoad::default()
-    };
-    // SAFETY: a valid bpf_attr for BPF_PROG_LOAD, alive for the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &raw const load,
-            size_of::<ProgLoad>(),
-        )
-    };
-    if fd < 0 {
-        return Err(os_err("BPF_PROG_LOAD"));
-    }
-    // SAFETY: a fresh descriptor owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(i32::try_from(fd)?) })
 }
 
 const BPF_LINK_CREATE: libc::c_long = 28;
@@ -467,7 +370,7 @@ fn xdp_attach(args: &Args) -> anyhow::Result<()> {
     let ifindex = nix::net::if_::if_nametoindex(ifname.as_str())
         .with_context(|| format!("no interface {ifname}"))?;
     let prog = [insn(0xb7, 0, action), insn(0x95, 0, 0)]; // r0 = action; exit
-    let prog_fd = load_xdp(&prog, b"hfw_bench_ref")?;
+    let prog_fd = rawbpf::load(rawbpf::BPF_PROG_TYPE_XDP, &prog, b"hfw_bench_ref")?;
     let attr = LinkCreate {
         prog_fd: u32::try_from(prog_fd.as_raw_fd())?,
         target_ifindex: ifindex,
@@ -475,20 +378,8 @@ fn xdp_attach(args: &Args) -> anyhow::Result<()> {
         flags: XDP_FLAGS_DRV_MODE,
         ..LinkCreate::default()
     };
-    // SAFETY: a valid bpf_attr for BPF_LINK_CREATE, alive for the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_CREATE,
-            &raw const attr,
-            size_of::<LinkCreate>(),
-        )
-    };
-    if fd < 0 {
-        return Err(os_err("BPF_LINK_CREATE (XDP, native)"));
-    }
-    // SAFETY: a fresh descriptor owned by nothing else; closing it detaches.
-    let _link = unsafe { OwnedFd::from_raw_fd(i32::try_from(fd)?) };
+    // Closing the link detaches the program.
+    let _link = rawbpf::call(BPF_LINK_CREATE, &attr, "BPF_LINK_CREATE (XDP, native)")?;
     println!("ready");
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();

@@ -25,7 +25,7 @@
 
 use std::{
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::PathBuf,
     time::Instant,
 };
@@ -42,7 +42,10 @@ use hostfw::{
     ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
 use hostfw_common::proto;
-use ipnet::{IpNet, Ipv4Net};
+
+#[path = "common/rawbpf.rs"]
+mod rawbpf;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 const RULE_COUNTS: [u32; 4] = [10, 1_000, 10_000, 100_000];
 /// A TCP port no `port` rule uses.
@@ -55,6 +58,14 @@ const ICMP_TIMESTAMP: u8 = 13;
 fn cidr(i: u32) -> Ipv4Net {
     let len = [32u8, 30, 28, 26][(i % 4) as usize];
     Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i * 64), len).unwrap_or_default()
+}
+
+/// The `i`-th IPv6 CIDR: disjoint /64 blocks of fd77::/16, with prefix
+/// lengths /128, /126, /124 and /122 in turn.
+fn cidr6(i: u32) -> Ipv6Net {
+    let len = [128u8, 126, 124, 122][(i % 4) as usize];
+    let addr = (0xfd77u128 << 112) | (u128::from(i) << 64);
+    Ipv6Net::new(Ipv6Addr::from(addr), len).unwrap_or_default()
 }
 
 /// The `i`-th port rule: TCP, UDP, SCTP in turn; per protocol, groups of
@@ -123,14 +134,17 @@ fn rules(kind: Kind, n: u32) -> RuleSet {
             .map(|i| {
                 let (peers, mut l4) = match kind {
                     Kind::Cidr => (
-                        Peers::nets([IpNet::V4(cidr(i))]),
+                        Peers::nets([IpNet::V4(cidr(i)), IpNet::V6(cidr6(i))]),
                         vec![
                             L4::port(proto::TCP, 443),
                             L4::icmp(proto::ICMP, ICMP_TIMESTAMP),
                         ],
                     ),
                     Kind::Port => (Peers::Any, vec![port_l4(i)]),
-                    Kind::Mixed => (Peers::nets([IpNet::V4(cidr(i))]), vec![port_l4(i)]),
+                    Kind::Mixed => (
+                        Peers::nets([IpNet::V4(cidr(i)), IpNet::V6(cidr6(i))]),
+                        vec![port_l4(i)],
+                    ),
                 };
                 if kind != Kind::Cidr && i == member_rule {
                     l4.push(L4::icmp(proto::ICMP, ICMP_TIMESTAMP));
@@ -141,33 +155,136 @@ fn rules(kind: Kind, n: u32) -> RuleSet {
     }
 }
 
-const PACKETS: [&str; 3] = ["denied", "allowed, new flow", "allowed, tracked"];
-/// The packets' names in the CSV file.
-const PACKET_KEYS: [&str; 3] = ["denied", "allowed_new", "allowed_tracked"];
+/// A packet of the benchmark: which, of which family, and the frame.
+struct Packet {
+    /// The name in the CSV file: `denied`, `allowed_new`, `allowed_tracked`.
+    key: &'static str,
+    family: &'static str,
+    /// Whether the programs must pass it.
+    pass: bool,
+    frame: Frame,
+}
 
-/// The three packets for `kind` at `n` rules: denied, allowed new, allowed
-/// tracked.
-fn packets(kind: Kind, n: u32) -> [Frame; 3] {
-    let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+/// The packets for `kind` at `n` rules: denied, allowed new (IPv4 only:
+/// every ICMPv6 type is tracked or always decided the same way) and
+/// allowed tracked, in both families.
+fn packets(kind: Kind, n: u32) -> Vec<Packet> {
+    let node4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let node6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+    let stranger4 = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    let stranger6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9));
     let j = last_tcp_rule(n);
-    let member = |i: u32| IpAddr::V4(cidr(i).network());
+    let member4 = |i: u32| IpAddr::V4(cidr(i).network());
+    let member6 = |i: u32| IpAddr::V6(cidr6(i).network());
+    let p = |key, family, pass, frame| Packet {
+        key,
+        family,
+        pass,
+        frame,
+    };
     match kind {
-        Kind::Cidr => [
-            Frame::tcp(stranger, node, 40000, 443),
-            Frame::icmp(member(n - 1), node, ICMP_TIMESTAMP, 0, 1),
-            Frame::tcp(member(n - 1), node, 40001, 443),
+        Kind::Cidr => vec![
+            p(
+                "denied",
+                "ipv4",
+                false,
+                Frame::tcp(stranger4, node4, 40000, 443),
+            ),
+            p(
+                "allowed_new",
+                "ipv4",
+                true,
+                Frame::icmp(member4(n - 1), node4, ICMP_TIMESTAMP, 0, 1),
+            ),
+            p(
+                "allowed_tracked",
+                "ipv4",
+                true,
+                Frame::tcp(member4(n - 1), node4, 40001, 443),
+            ),
+            p(
+                "denied",
+                "ipv6",
+                false,
+                Frame::tcp(stranger6, node6, 40000, 443),
+            ),
+            p(
+                "allowed_tracked",
+                "ipv6",
+                true,
+                Frame::tcp(member6(n - 1), node6, 40001, 443),
+            ),
         ],
-        Kind::Port => [
-            Frame::tcp(stranger, node, 40000, CLOSED_PORT),
-            Frame::icmp(stranger, node, ICMP_TIMESTAMP, 0, 1),
-            Frame::tcp(stranger, node, 40001, first_port(port_l4(j))),
-        ],
-        Kind::Mixed => [
-            Frame::tcp(member(j), node, 40000, CLOSED_PORT),
-            Frame::icmp(member(j), node, ICMP_TIMESTAMP, 0, 1),
-            Frame::tcp(member(j), node, 40001, first_port(port_l4(j))),
-        ],
+        Kind::Port => {
+            let open = first_port(port_l4(j));
+            vec![
+                p(
+                    "denied",
+                    "ipv4",
+                    false,
+                    Frame::tcp(stranger4, node4, 40000, CLOSED_PORT),
+                ),
+                p(
+                    "allowed_new",
+                    "ipv4",
+                    true,
+                    Frame::icmp(stranger4, node4, ICMP_TIMESTAMP, 0, 1),
+                ),
+                p(
+                    "allowed_tracked",
+                    "ipv4",
+                    true,
+                    Frame::tcp(stranger4, node4, 40001, open),
+                ),
+                p(
+                    "denied",
+                    "ipv6",
+                    false,
+                    Frame::tcp(stranger6, node6, 40000, CLOSED_PORT),
+                ),
+                p(
+                    "allowed_tracked",
+                    "ipv6",
+                    true,
+                    Frame::tcp(stranger6, node6, 40001, open),
+                ),
+            ]
+        }
+        Kind::Mixed => {
+            let open = first_port(port_l4(j));
+            vec![
+                p(
+                    "denied",
+                    "ipv4",
+                    false,
+                    Frame::tcp(member4(j), node4, 40000, CLOSED_PORT),
+                ),
+                p(
+                    "allowed_new",
+                    "ipv4",
+                    true,
+                    Frame::icmp(member4(j), node4, ICMP_TIMESTAMP, 0, 1),
+                ),
+                p(
+                    "allowed_tracked",
+                    "ipv4",
+                    true,
+                    Frame::tcp(member4(j), node4, 40001, open),
+                ),
+                p(
+                    "denied",
+                    "ipv6",
+                    false,
+                    Frame::tcp(member6(j), node6, 40000, CLOSED_PORT),
+                ),
+                p(
+                    "allowed_tracked",
+                    "ipv6",
+                    true,
+                    Frame::tcp(member6(j), node6, 40001, open),
+                ),
+            ]
+        }
     }
 }
 
@@ -243,13 +360,22 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
         pin_root: pin_root.to_path_buf(),
         sizes: MapSizes::default(),
     })?;
-    let mut cost_csv = String::from("kind,rules,packet,prog,median_ns,min_ns,max_ns,runs,repeat\n");
+    let mut cost_csv = String::from(
+        "kind,rules,family,packet,prog,median_ns,min_ns,max_ns,trivial_ns,x_trivial,runs,repeat\n",
+    );
+    // The reference: one array lookup and a verdict, loaded by raw bpf(2).
+    let trivial_xdp = rawbpf::one_lookup(rawbpf::BPF_PROG_TYPE_XDP, rawbpf::BPF_MAP_TYPE_HASH, 2)?;
+    let trivial_tc = rawbpf::one_lookup(
+        rawbpf::BPF_PROG_TYPE_SCHED_CLS,
+        rawbpf::BPF_MAP_TYPE_HASH,
+        -1,
+    )?;
+    // (kind family packet prog, rules, ns, x trivial), for the summary.
+    let mut points: Vec<(String, u32, f64, f64)> = Vec::new();
     let mut apply_csv = String::from(
         "kind,rules,compile_ms,compile_min,compile_max,apply_ms,apply_min,apply_max,\
          total_ms,total_min,total_max,map_entries,runs\n",
     );
-    // (kind, packet, prog) -> ns at the smallest and at the largest size.
-    let mut ratios: Vec<(String, f64, f64)> = Vec::new();
     println!(
         "ns per packet, BPF_PROG_TEST_RUN x {}, median (min-max) of {} runs; \
          compile and apply: median of {}",
@@ -258,10 +384,9 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
     for &kind in &o.kinds {
         println!("\n{} rules", kind.name());
         println!(
-            "{:>8} {:>9} {:>9} | {:<18} {:>20} {:>20}",
-            "rules", "compile", "apply ms", "packet", "XDP", "TC ingress"
+            "{:>8} {:>9} {:>9} | {:<21} {:>26} {:>26}",
+            "rules", "compile", "apply ms", "packet", "XDP (x trivial)", "TC ingress (x trivial)"
         );
-        let mut first: Vec<f64> = Vec::new();
         for &n in &o.sizes {
             let rs = rules(kind, n);
             let (mut compile_ms, mut apply_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
@@ -288,39 +413,55 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                 kind.name(),
                 o.apply_runs
             )?;
-            let mut row = Vec::new();
-            for (i, frame) in packets(kind, n).iter().enumerate() {
-                let bytes = frame.build();
+            for (i, pk) in packets(kind, n).iter().enumerate() {
+                let bytes = pk.frame.build();
                 let mut cols = Vec::new();
                 for prog in [Prog::Xdp, Prog::TcIn] {
+                    let trivial = if prog == Prog::Xdp {
+                        &trivial_xdp
+                    } else {
+                        &trivial_tc
+                    };
                     // Warm-up, not measured: caches, the conntrack entry.
                     let _ = run_raw(&dp, prog, &bytes, o.repeat.clamp(1, 10_000));
-                    let runs: Vec<f64> = (0..o.runs)
-                        .map(|_| {
-                            let (pass, ns) = run_raw(&dp, prog, &bytes, o.repeat);
-                            if pass == (i == 0) {
-                                bail!(
-                                    "{} rules, {n}: {} packet {} by {prog:?}: wrong verdict",
-                                    kind.name(),
-                                    PACKETS[i],
-                                    if pass { "passed" } else { "dropped" }
-                                );
-                            }
-                            Ok(ns)
-                        })
-                        .collect::<anyhow::Result<_>>()?;
-                    let (med, min, max) = stats(runs);
+                    let _ = rawbpf::test_run(&trivial.0, &bytes, o.repeat.clamp(1, 10_000))?;
+                    // Each run: the trivial program, then hostfw, on the same
+                    // frame: side by side, so that load affects both alike.
+                    let mut ours = Vec::new();
+                    let mut base = Vec::new();
+                    for _ in 0..o.runs {
+                        base.push(rawbpf::test_run(&trivial.0, &bytes, o.repeat)?.1);
+                        let (pass, ns) = run_raw(&dp, prog, &bytes, o.repeat);
+                        if pass != pk.pass {
+                            bail!(
+                                "{} rules, {n}: {} {} packet {} by {prog:?}: wrong verdict",
+                                kind.name(),
+                                pk.family,
+                                pk.key,
+                                if pass { "passed" } else { "dropped" }
+                            );
+                        }
+                        ours.push(ns);
+                    }
+                    let (med, min, max) = stats(ours);
+                    let (tmed, _, _) = stats(base);
                     let prog_name = if prog == Prog::Xdp { "xdp" } else { "tc" };
                     writeln!(
                         cost_csv,
-                        "{},{n},{},{prog_name},{med:.1},{min:.1},{max:.1},{},{}",
+                        "{},{n},{},{},{prog_name},{med:.1},{min:.1},{max:.1},{tmed:.1},{:.2},{},{}",
                         kind.name(),
-                        PACKET_KEYS[i],
+                        pk.family,
+                        pk.key,
+                        med / tmed,
                         o.runs,
                         o.repeat
                     )?;
-                    cols.push(format!("{med:>6.1} ({min:.0}-{max:.0})"));
-                    row.push(med);
+                    cols.push(format!(
+                        "{med:>6.1} ({min:.0}-{max:.0}) {:>4.1}x",
+                        med / tmed
+                    ));
+                    let point = format!("{} {} {} {prog_name}", kind.name(), pk.family, pk.key);
+                    points.push((point, n, med, med / tmed));
                 }
                 let label = if i == 0 {
                     format!("{n:>8} {c:>9.1} {a:>9.1}")
@@ -328,30 +469,36 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                     format!("{:>8} {:>9} {:>9}", "", "", "")
                 };
                 println!(
-                    "{label} | {:<18} {:>20} {:>20}",
-                    PACKETS[i], cols[0], cols[1]
+                    "{label} | {:<4} {:<16} {:>26} {:>26}",
+                    pk.family, pk.key, cols[0], cols[1]
                 );
-            }
-            if first.is_empty() {
-                first.clone_from(&row);
-            } else if n == *o.sizes.iter().max().unwrap_or(&n) {
-                for (k, v) in row.iter().enumerate() {
-                    let prog = if k % 2 == 0 { "XDP" } else { "TC" };
-                    ratios.push((
-                        format!("{} {} {prog}", kind.name(), PACKETS[k / 2]),
-                        first[k],
-                        *v,
-                    ));
-                }
             }
         }
     }
-    if let (Some(lo), Some(hi)) = (o.sizes.iter().min(), o.sizes.iter().max())
-        && !ratios.is_empty()
-    {
+    if let (Some(&lo), Some(&hi)) = (o.sizes.iter().min(), o.sizes.iter().max()) {
         println!("\ncost at {hi} rules / cost at {lo} rules (goal <= 1.3):");
-        for (what, a, b) in &ratios {
-            println!("  {what:<32} {:.2}", b / a);
+        for (what, _, at_lo, _) in points.iter().filter(|p| p.1 == lo) {
+            if let Some((_, _, at_hi, _)) = points.iter().find(|p| p.1 == hi && &p.0 == what) {
+                println!("  {what:<36} {:.2}", at_hi / at_lo);
+            }
+        }
+    }
+    let ends = [o.sizes.iter().min(), o.sizes.iter().max()];
+    for (tracked, want) in [(false, 4.0), (true, 3.0)] {
+        let worst = points
+            .iter()
+            .filter(|p| ends.contains(&Some(&p.1)) && p.0.contains("allowed_tracked") == tracked)
+            .max_by(|a, b| a.3.total_cmp(&b.3));
+        if let Some((what, n, _, x)) = worst {
+            println!(
+                "goal: {} packet <= {want}x the trivial program: worst {x:.2}x ({what}, {n} rules): {}",
+                if tracked {
+                    "a tracked"
+                } else {
+                    "a denied or new"
+                },
+                if *x <= want { "MET" } else { "NOT MET" }
+            );
         }
     }
     if let Some(dir) = &o.out {

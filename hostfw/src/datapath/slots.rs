@@ -72,7 +72,7 @@ impl Datapath {
 
     /// Reads every entry of `generation` back from the maps (meta left
     /// default), to diff against. Each table lives in a hash (its longest
-    /// entries, see [`is_exact`]) and a trie (the rest).
+    /// entries, see [`PolicyEntry::is_exact`]) and a trie (the rest).
     pub fn read_generation(&self, generation: u32) -> Result<MapState, DatapathError> {
         let mine = |g: u32| g == generation;
         let mut state = MapState::default();
@@ -125,7 +125,7 @@ impl Datapath {
             let (plen, k) = ident_key_v6(generation, n);
             Key::new(plen, k)
         })?;
-        let (exact, rest) = split(&diff.policy, is_exact);
+        let (exact, rest) = split(&diff.policy, PolicyEntry::is_exact);
         write_hash(self, MAP_POLICY_EXACT, &exact, |e| e.key(generation))?;
         write_trie(self, MAP_POLICY, &rest, |e| {
             Key::new(e.prefix_len(), e.key(generation))
@@ -171,13 +171,6 @@ impl Datapath {
 
 fn slot_index(generation: u32) -> usize {
     usize::from(generation & 1 == 1)
-}
-
-/// Whether a policy entry lives in the exact-match hash: it has the
-/// longest prefix any entry of its protocol can have.
-fn is_exact(e: &PolicyEntry) -> bool {
-    e.proto
-        .is_some_and(|p| e.prefix_len() == exact_prefix_len(p))
 }
 
 /// Splits changes into those `exact` accepts and the rest.

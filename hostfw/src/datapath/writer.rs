@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use hostfw_common::config::{Config, GENERATIONS, GenMeta};
+use hostfw_common::config::{Config, GENERATIONS};
 
 use super::{Datapath, DatapathError, boot_ns};
 use crate::mapstate::MapState;
@@ -135,12 +135,9 @@ impl Datapath {
             .max(1);
         self.set_gen_meta(
             target,
-            GenMeta {
-                revision,
-                mode: state.meta.mode,
-                default_deny: state.meta.default_deny,
-                rule_stats_base: target * self.sizes().rule_ids,
-            },
+            state
+                .meta
+                .gen_meta(revision, target * self.sizes().rule_ids),
         )?;
         match switch {
             Switch::Confirmed => {

@@ -16,6 +16,7 @@ mod diff;
 mod identities;
 mod ports;
 pub mod simulate;
+mod skip;
 
 #[cfg(test)]
 mod differential;
@@ -44,7 +45,11 @@ pub use ports::port_prefixes;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// [`hostfw_common::config::MODE_AUDIT`] or [`MODE_ENFORCE`].
-    pub mode: u32,
+    pub mode: u16,
+    /// Lookups the datapath can leave out ([`hostfw_common::config::skip`]),
+    /// from the entries: [`skip::bits`]. 0 (look everywhere) is always
+    /// correct.
+    pub skip: u16,
     /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`].
     pub default_deny: u32,
 }
@@ -56,6 +61,7 @@ impl Meta {
         GenMeta {
             revision,
             mode: self.mode,
+            skip: self.skip,
             default_deny: self.default_deny,
             rule_stats_base,
         }
@@ -139,6 +145,17 @@ impl PolicyEntry {
         match self.proto {
             None => POLICY_PREFIX_PROTO_ANY,
             Some(_) => POLICY_PREFIX_PORT_ANY + self.port_prefix as u32,
+        }
+    }
+
+    /// Whether the entry lives in the exact-match hash (`HFW_POLICY_EX`):
+    /// it has the longest prefix any entry of its protocol can have.
+    /// Otherwise it is in the trie.
+    #[must_use]
+    pub const fn is_exact(&self) -> bool {
+        match self.proto {
+            Some(p) => self.prefix_len() == hostfw_common::policy::exact_prefix_len(p),
+            None => false,
         }
     }
 
@@ -405,6 +422,7 @@ mod tests {
     fn meta_bits() {
         let m = Meta {
             mode: MODE_ENFORCE,
+            skip: 0,
             default_deny: DEFAULT_DENY_EGRESS,
         };
         assert!(m.enforces());
