@@ -1322,7 +1322,10 @@ impl Report<'_> {
         }
         writeln!(t, " {:>9}", "max/min")?;
         let mut worst: (f64, String) = (0.0, String::new());
-        for kind in ["cidr", "port", "mixed"] {
+        for (kind, family) in ["cidr", "port", "mixed"]
+            .into_iter()
+            .flat_map(|k| ["ipv4", "ipv6"].map(|f| (k, f)))
+        {
             for packet in ["denied", "allowed_new", "allowed_tracked"] {
                 for prog in ["xdp", "tc"] {
                     let cells: Vec<&BTreeMap<String, String>> = sizes
@@ -1330,6 +1333,7 @@ impl Report<'_> {
                         .filter_map(|s| {
                             vc.iter().find(|r| {
                                 r.get("kind").map(String::as_str) == Some(kind)
+                                    && r.get("family").map_or("ipv4", String::as_str) == family
                                     && r.get("packet").map(String::as_str) == Some(packet)
                                     && r.get("prog").map(String::as_str) == Some(prog)
                                     && r.get("rules") == Some(s)
@@ -1339,7 +1343,11 @@ impl Report<'_> {
                     if cells.is_empty() {
                         continue;
                     }
-                    write!(t, "{kind:<6} {packet:<18} {prog:<4}")?;
+                    write!(
+                        t,
+                        "{kind:<6} {:<18} {prog:<4}",
+                        format!("{family} {packet}")
+                    )?;
                     for c in &cells {
                         write!(
                             t,
@@ -1356,7 +1364,7 @@ impl Report<'_> {
                         fnum(cells[cells.len() - 1], "median_ns") / fnum(cells[0], "median_ns");
                     writeln!(t, " {ratio:>9.2}")?;
                     if ratio > worst.0 {
-                        worst = (ratio, format!("{kind} rules, {packet}, {prog}"));
+                        worst = (ratio, format!("{kind} rules, {family} {packet}, {prog}"));
                     }
                 }
             }
@@ -1699,6 +1707,7 @@ impl Bench {
                         .iter()
                         .find(|r| {
                             r.get("kind").map(String::as_str) == Some(kind)
+                                && r.get("family").map_or("ipv4", String::as_str) == "ipv4"
                                 && r.get("packet").map(String::as_str) == Some(packet)
                                 && r.get("prog").map(String::as_str) == Some("xdp")
                                 && r.get("rules") == Some(&n.to_string())
