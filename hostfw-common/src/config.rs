@@ -5,46 +5,9 @@
 pub const GENERATIONS: u32 = 2;
 
 /// Generation mode: would-be drops pass and are reported as AUDIT.
-pub const MODE_AUDIT: u16 = 0;
+pub const MODE_AUDIT: u32 = 0;
 /// Generation mode: denied packets are dropped.
-pub const MODE_ENFORCE: u16 = 1;
-
-/// `GenMeta::skip` bits: lookups the datapath leaves out because the
-/// generation has no entry they could find. A clear bit means "look", so
-/// an entry written by a version without these bits is looked up in full.
-pub mod skip {
-    /// No IPv4 host (/32) identity: skip `HFW_HOSTS_V4`.
-    pub const HOSTS_V4: u16 = 1 << 0;
-    /// No shorter IPv4 prefix: skip `HFW_IDENT_V4`.
-    pub const PREFIXES_V4: u16 = 1 << 1;
-    /// No IPv6 host (/128) identity: skip `HFW_HOSTS_V6`.
-    pub const HOSTS_V6: u16 = 1 << 2;
-    /// No shorter IPv6 prefix: skip `HFW_IDENT_V6`.
-    pub const PREFIXES_V6: u16 = 1 << 3;
-    /// No entry for any peer (`IDENTITY_ANY`) on ingress.
-    pub const ANY_INGRESS: u16 = 1 << 4;
-    /// No entry for any peer on egress.
-    pub const ANY_EGRESS: u16 = 1 << 5;
-    /// No entry for a specific identity on ingress: the peer's identity is
-    /// not needed.
-    pub const IDENT_INGRESS: u16 = 1 << 6;
-    /// No entry for a specific identity on egress.
-    pub const IDENT_EGRESS: u16 = 1 << 7;
-    /// No ingress entry in the policy trie (all are exact: `HFW_POLICY_EX`).
-    pub const TRIE_INGRESS: u16 = 1 << 8;
-    /// No egress entry in the policy trie.
-    pub const TRIE_EGRESS: u16 = 1 << 9;
-
-    /// The bit of `ingress` or `egress` for `direction`.
-    #[must_use]
-    pub const fn of(direction: u8, ingress: u16, egress: u16) -> u16 {
-        if direction == crate::DIR_INGRESS {
-            ingress
-        } else {
-            egress
-        }
-    }
-}
+pub const MODE_ENFORCE: u32 = 1;
 
 /// `GenMeta::default_deny` bit: ingress is default-deny.
 pub const DEFAULT_DENY_INGRESS: u32 = 1;
@@ -136,9 +99,7 @@ pub struct GenMeta {
     /// Policy revision; connection-tracking entries record it.
     pub revision: u32,
     /// [`MODE_AUDIT`] or [`MODE_ENFORCE`].
-    pub mode: u16,
-    /// [`skip`] bits (a `u32` `mode` before: its upper half was zero).
-    pub skip: u16,
+    pub mode: u32,
     /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`].
     pub default_deny: u32,
     /// Index of this generation's rule 0 in `HFW_RULE_STATS`.
@@ -146,12 +107,6 @@ pub struct GenMeta {
 }
 
 impl GenMeta {
-    /// Whether any of the [`skip`] `bits` is set.
-    #[must_use]
-    pub const fn skips(&self, bits: u16) -> bool {
-        self.skip & bits != 0
-    }
-
     /// Whether `direction` ([`crate::DIR_INGRESS`] or [`crate::DIR_EGRESS`])
     /// is default-deny.
     #[must_use]

@@ -363,13 +363,9 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
     let mut cost_csv = String::from(
         "kind,rules,family,packet,prog,median_ns,min_ns,max_ns,trivial_ns,x_trivial,runs,repeat\n",
     );
-    // The reference: one array lookup and a verdict, loaded by raw bpf(2).
-    let trivial_xdp = rawbpf::one_lookup(rawbpf::BPF_PROG_TYPE_XDP, rawbpf::BPF_MAP_TYPE_HASH, 2)?;
-    let trivial_tc = rawbpf::one_lookup(
-        rawbpf::BPF_PROG_TYPE_SCHED_CLS,
-        rawbpf::BPF_MAP_TYPE_HASH,
-        -1,
-    )?;
+    // The reference: one hash lookup and a verdict, loaded by raw bpf(2).
+    let trivial_xdp = rawbpf::one_lookup(rawbpf::BPF_PROG_TYPE_XDP, 2)?;
+    let trivial_tc = rawbpf::one_lookup(rawbpf::BPF_PROG_TYPE_SCHED_CLS, -1)?;
     // (kind family packet prog, rules, ns, x trivial), for the summary.
     let mut points: Vec<(String, u32, f64, f64)> = Vec::new();
     let mut apply_csv = String::from(

@@ -18,8 +18,7 @@ pub const BPF_PROG_TEST_RUN: libc::c_long = 10;
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 
@@ -132,10 +131,10 @@ pub fn load(prog_type: u32, prog: &[u64], name: &[u8]) -> anyhow::Result<OwnedFd
     )
 }
 
-/// A one-entry map of `map_type` (4-byte key, 8-byte value).
-fn one_entry_map(map_type: u32) -> anyhow::Result<OwnedFd> {
+/// A one-entry hash map (4-byte key, 8-byte value).
+fn one_entry_hash() -> anyhow::Result<OwnedFd> {
     let attr = MapCreate {
-        map_type,
+        map_type: BPF_MAP_TYPE_HASH,
         key_size: 4,
         value_size: 8,
         max_entries: 1,
@@ -176,18 +175,13 @@ fn set_key0(map: &OwnedFd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The trivial program: looks up key 0 of a one-entry map of `map_type`
-/// (the entry exists: the lookup finds it) and returns `verdict`. Returns
-/// the program and its map (which must outlive it).
-///
-/// With a hash map the lookup is a real call into the map's code; an array
-/// lookup the verifier inlines to a few instructions.
-pub fn one_lookup(
-    prog_type: u32,
-    map_type: u32,
-    verdict: i32,
-) -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    let map = one_entry_map(map_type)?;
+/// The trivial program: looks up key 0 of a one-entry hash map (the entry
+/// exists: the lookup finds it) and returns `verdict`. Returns the program
+/// and its map (which must outlive it). A hash lookup is a real call into
+/// the map's code; an array lookup the verifier would inline to a few
+/// instructions.
+pub fn one_lookup(prog_type: u32, verdict: i32) -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    let map = one_entry_hash()?;
     set_key0(&map)?;
     let fd = map.as_raw_fd();
     let prog = [

@@ -13,7 +13,6 @@ use super::{
     MapState, Meta, PolicyEntry,
     identities::{self, SelectorId},
     ports::port_prefixes,
-    skip,
 };
 use crate::ruleset::{Cidr, L4, Mode, Peers, Rule, RuleSet};
 
@@ -148,22 +147,19 @@ pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
     if rules.default_deny_egress {
         default_deny |= DEFAULT_DENY_EGRESS;
     }
-    let mut state = MapState {
+    Ok(MapState {
         meta: Meta {
             mode: match rules.mode {
                 Mode::Audit => MODE_AUDIT,
                 Mode::Enforce => MODE_ENFORCE,
             },
-            skip: 0,
             default_deny,
         },
         ident_v4: ids.ident_v4,
         ident_v6: ids.ident_v6,
         policy,
         max_rule_id: rules.rules.iter().map(|r| r.id).max().unwrap_or(0),
-    };
-    state.meta.skip = skip::bits(&state);
-    Ok(state)
+    })
 }
 
 /// Canonical form of a selector: host bits cleared, excepts checked, sorted

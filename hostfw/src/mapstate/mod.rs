@@ -16,7 +16,6 @@ mod diff;
 mod identities;
 mod ports;
 pub mod simulate;
-mod skip;
 
 #[cfg(test)]
 mod differential;
@@ -45,11 +44,7 @@ pub use ports::port_prefixes;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// [`hostfw_common::config::MODE_AUDIT`] or [`MODE_ENFORCE`].
-    pub mode: u16,
-    /// Lookups the datapath can leave out ([`hostfw_common::config::skip`]),
-    /// from the entries: [`skip::bits`]. 0 (look everywhere) is always
-    /// correct.
-    pub skip: u16,
+    pub mode: u32,
     /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`].
     pub default_deny: u32,
 }
@@ -61,7 +56,6 @@ impl Meta {
         GenMeta {
             revision,
             mode: self.mode,
-            skip: self.skip,
             default_deny: self.default_deny,
             rule_stats_base,
         }
@@ -422,7 +416,6 @@ mod tests {
     fn meta_bits() {
         let m = Meta {
             mode: MODE_ENFORCE,
-            skip: 0,
             default_deny: DEFAULT_DENY_EGRESS,
         };
         assert!(m.enforces());
