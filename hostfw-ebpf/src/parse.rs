@@ -3,8 +3,10 @@
 //!
 //! Documented verdicts (see the README, "Datapath"):
 //! - not IPv4/IPv6 (ARP, LLDP, …): never filtered;
+//! - a frame with more than two VLAN tags, or a cut tag: `Malformed`;
 //! - an IP packet whose headers are truncated or inconsistent (IPv4 IHL < 5,
-//!   total length beyond the packet, a TCP data offset < 5, more than
+//!   total length beyond the packet, a TCP header under 20 bytes, a TCP data
+//!   offset < 5 or beyond the packet, more than
 //!   [`MAX_EXT_HEADERS`] IPv6 extension headers): `Malformed`, handled like a
 //!   packet that no rule allows;
 //! - a non-first fragment takes the ports of its first fragment (tracked in
@@ -146,7 +148,7 @@ pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
     for _ in 0..2 {
         if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
             let Some(inner) = pkt.load::<[u8; 2]>(off + 2).map(be16) else {
-                return Parsed::NotIp;
+                return Parsed::Malformed;
             };
             ethertype = inner;
             off += 4;
@@ -161,6 +163,9 @@ pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
             flow.family = FAMILY_V6;
             parse_ipv6(pkt, off, flow)
         }
+        // More tags than are read: the IP header cannot be found, and such
+        // a frame must not pass as "not IP".
+        ETH_P_8021Q | ETH_P_8021AD => return Parsed::Malformed,
         _ => return Parsed::NotIp,
     };
     let Some(l4_off) = l4_off else {
@@ -303,10 +308,13 @@ pub fn icmp_kind(proto_nr: u8, icmp_type: u8) -> L4Kind {
 fn parse_l4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<()> {
     match flow.proto {
         proto::TCP => {
-            let h = pkt.load::<[u8; 14]>(off)?;
-            if h[12] >> 4 < 5 {
+            // The 20 fixed bytes, and the options the data offset announces.
+            let h = pkt.load::<[u8; 20]>(off)?;
+            let doff = usize::from(h[12] >> 4) * 4;
+            if doff < 20 {
                 return None;
             }
+            pkt.load::<u8>(off + doff - 1)?;
             flow.sport_be = u16::from_ne_bytes([h[0], h[1]]);
             flow.dport_be = u16::from_ne_bytes([h[2], h[3]]);
             flow.tcp_flags = h[13];

@@ -35,7 +35,7 @@ use hostfw::{
     craft::Frame,
     datapath::{
         Datapath, LoadOptions, MapSizes,
-        testrun::{Prog, run_raw},
+        testrun::{Prog, run_raw, verified_insns},
         writer::Switch,
     },
     mapstate,
@@ -360,6 +360,15 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
         pin_root: pin_root.to_path_buf(),
         sizes: MapSizes::default(),
     })?;
+    // The verifier's work per program: watched when the programs change.
+    let insns: Vec<String> = [Prog::Xdp, Prog::TcIn, Prog::TcOut]
+        .iter()
+        .map(|&p| {
+            let n = verified_insns(&dp, p).map_or_else(|| "unknown".into(), |n| n.to_string());
+            format!("{} {n}", p.name())
+        })
+        .collect();
+    println!("verified_insns: {}", insns.join(", "));
     let mut cost_csv = String::from(
         "kind,rules,family,packet,prog,median_ns,min_ns,max_ns,trivial_ns,x_trivial,runs,repeat\n",
     );

@@ -74,3 +74,11 @@ pub fn run_raw(dp: &Datapath, prog: Prog, frame: &[u8], repeat: u32) -> (bool, f
     let ns = res.duration.as_nanos() as f64;
     (pass, ns)
 }
+
+/// Instructions the verifier processed to load `prog` (`verified_insns`),
+/// when the kernel reports it.
+#[must_use]
+pub fn verified_insns(dp: &Datapath, prog: Prog) -> Option<u32> {
+    let p = dp.ebpf().program(prog.name())?;
+    p.info().ok()?.verified_instruction_count()
+}
