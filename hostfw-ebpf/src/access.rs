@@ -17,6 +17,9 @@ use aya_ebpf::{
 pub trait Packet {
     /// Reads a `T` at byte `offset` from the start of the Ethernet header.
     fn load<T: Copy>(&self, offset: usize) -> Option<T>;
+    /// Length of the whole packet, from the Ethernet header: what header
+    /// lengths are checked against. A context field, not a helper call.
+    fn len(&self) -> usize;
     /// Interface index the packet is on.
     fn ifindex(&self) -> u32;
 }
@@ -56,6 +59,12 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
+    fn len(&self) -> usize {
+        // Not multi-buffer (`xdp.frags`): the frame is all direct data.
+        self.ctx.data_end() - self.ctx.data()
+    }
+
+    #[inline(always)]
     fn ifindex(&self) -> u32 {
         self.ctx.ingress_ifindex() as u32
     }
@@ -77,6 +86,12 @@ impl Packet for SkbPacket<'_> {
     #[inline(always)]
     fn load<T: Copy>(&self, offset: usize) -> Option<T> {
         self.ctx.load::<T>(offset).ok()
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        // `skb->len`: linear data and fragments.
+        self.ctx.len() as usize
     }
 
     #[inline(always)]

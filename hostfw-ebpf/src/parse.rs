@@ -3,7 +3,8 @@
 //!
 //! Documented verdicts (see the README, "Datapath"):
 //! - not IPv4/IPv6 (ARP, LLDP, …): never filtered;
-//! - a frame with more than two VLAN tags, or a cut tag: `Malformed`;
+//! - a frame with more than [`MAX_VLAN_TAGS`] VLAN tags, or a cut tag:
+//!   `Malformed`;
 //! - an IP packet whose headers are truncated or inconsistent (IPv4 IHL < 5,
 //!   total length beyond the packet, a TCP header under 20 bytes, a TCP data
 //!   offset < 5 or beyond the packet, more than
@@ -22,6 +23,9 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
+
+/// VLAN tags read before the IP header; a frame with more is malformed.
+pub const MAX_VLAN_TAGS: usize = 2;
 
 /// IPv6 extension headers followed before giving up as malformed.
 pub const MAX_EXT_HEADERS: usize = 8;
@@ -130,6 +134,11 @@ impl Flow {
 }
 
 #[inline(always)]
+fn is_vlan(ethertype: u16) -> bool {
+    ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD
+}
+
+#[inline(always)]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
@@ -145,8 +154,8 @@ pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
         return Parsed::NotIp;
     };
     let mut off = ETH_HLEN;
-    for _ in 0..2 {
-        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+    for _ in 0..MAX_VLAN_TAGS {
+        if is_vlan(ethertype) {
             let Some(inner) = pkt.load::<[u8; 2]>(off + 2).map(be16) else {
                 return Parsed::Malformed;
             };
@@ -165,7 +174,7 @@ pub fn parse<P: Packet>(pkt: &P, flow: &mut Flow) -> Parsed {
         }
         // More tags than are read: the IP header cannot be found, and such
         // a frame must not pass as "not IP".
-        ETH_P_8021Q | ETH_P_8021AD => return Parsed::Malformed,
+        t if is_vlan(t) => return Parsed::Malformed,
         _ => return Parsed::NotIp,
     };
     let Some(l4_off) = l4_off else {
@@ -195,7 +204,7 @@ fn parse_ipv4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<usize> 
     let total = usize::from(be16([h[2], h[3]]));
     // A total length of 0 is a BIG TCP super-packet; otherwise it must cover
     // the header and lie inside the packet.
-    if total != 0 && (total < ihl || pkt.load::<u8>(off + total - 1).is_none()) {
+    if total != 0 && (total < ihl || off + total > pkt.len()) {
         return None;
     }
     let frag = be16([h[6], h[7]]);
@@ -225,7 +234,7 @@ fn parse_ipv6<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<usize> 
     }
     let payload = usize::from(be16([h[4], h[5]]));
     // Payload length 0 is a jumbogram / BIG TCP; otherwise it must fit.
-    if payload != 0 && pkt.load::<u8>(off + 40 + payload - 1).is_none() {
+    if payload != 0 && off + 40 + payload > pkt.len() {
         return None;
     }
     let mut cur = off + 40;
@@ -311,10 +320,9 @@ fn parse_l4<P: Packet>(pkt: &P, off: usize, flow: &mut Flow) -> Option<()> {
             // The 20 fixed bytes, and the options the data offset announces.
             let h = pkt.load::<[u8; 20]>(off)?;
             let doff = usize::from(h[12] >> 4) * 4;
-            if doff < 20 {
+            if doff < 20 || off + doff > pkt.len() {
                 return None;
             }
-            pkt.load::<u8>(off + doff - 1)?;
             flow.sport_be = u16::from_ne_bytes([h[0], h[1]]);
             flow.dport_be = u16::from_ne_bytes([h[2], h[3]]);
             flow.tcp_flags = h[13];
