@@ -170,16 +170,19 @@ pub struct TestDatapath {
 }
 
 impl TestDatapath {
+    /// The small map sizes tests load with.
+    pub const SIZES: MapSizes = MapSizes {
+        ident_v4: 4096,
+        ident_v6: 4096,
+        policy: 16384,
+        conntrack: 4096,
+        frags: 256,
+        rule_ids: 4096,
+    };
+
     /// Loads the object (not attached anywhere).
     pub fn load() -> Self {
-        Self::load_with(MapSizes {
-            ident_v4: 4096,
-            ident_v6: 4096,
-            policy: 16384,
-            conntrack: 4096,
-            frags: 256,
-            rule_ids: 4096,
-        })
+        Self::load_with(Self::SIZES)
     }
 
     pub fn load_with(sizes: MapSizes) -> Self {
@@ -200,11 +203,16 @@ impl TestDatapath {
 
     /// Loads inside the node namespace and attaches to its veth.
     pub fn attached(pair: &Pair) -> Self {
+        Self::attached_with(pair, Self::SIZES)
+    }
+
+    /// [`Self::attached`] with these map sizes.
+    pub fn attached_with(pair: &Pair, sizes: MapSizes) -> Self {
         let ifname = pair.node_if.clone();
         let path = format!("/run/netns/{}", pair.node.name);
         std::thread::spawn(move || {
             enter(&path);
-            let mut t = Self::load();
+            let mut t = Self::load_with(sizes);
             let a =
                 t.dp.attach(&ifname)
                     .unwrap_or_else(|e| panic!("attach to {ifname} failed: {e:?}"));
