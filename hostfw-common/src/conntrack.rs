@@ -8,6 +8,17 @@ pub const CT_FLAG_SEEDED: u8 = 2;
 /// packets are dropped in both directions (a packet from the node must not
 /// start it again as a new outbound flow) until the policy changes.
 pub const CT_FLAG_DENIED: u8 = 4;
+/// The other side answered (entries of the new-flow table only). The
+/// originator's next packet (TCP: one without SYN, i.e. the end of the
+/// handshake) then moves the entry to the established table.
+pub const CT_FLAG_SEEN_REPLY: u8 = 8;
+
+/// Default capacity of the established table (`HFW_CT`): flows that got a
+/// reply and were confirmed by their originator. New flows never evict them.
+pub const DEFAULT_CT_ESTABLISHED: u32 = 262_144;
+/// Default capacity of the new-flow table (`HFW_CT_NEW`): flows not yet
+/// answered. A flood of new flows evicts only these.
+pub const DEFAULT_CT_NEW: u32 = 65_536;
 
 /// Idle timeout of TCP and SCTP entries.
 pub const CT_TIMEOUT_STREAM_NS: u64 = 6 * 3600 * 1_000_000_000;

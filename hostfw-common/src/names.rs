@@ -30,8 +30,14 @@ pub const MAP_HOSTS_V6: &str = "HFW_HOSTS_V6";
 pub const MAP_POLICY_EXACT: &str = "HFW_POLICY_EX";
 /// Policy LPM trie ([`crate::policy::PolicyKey`] -> [`crate::policy::PolicyValue`]).
 pub const MAP_POLICY: &str = "HFW_POLICY";
-/// Connection tracker, LRU hash ([`crate::conntrack::CtKey`] -> [`crate::conntrack::CtValue`]).
+/// Connection tracker of established flows, LRU hash
+/// ([`crate::conntrack::CtKey`] -> [`crate::conntrack::CtValue`]): flows
+/// answered by their peer and confirmed by their originator.
 pub const MAP_CONNTRACK: &str = "HFW_CT";
+/// Connection tracker of new flows, LRU hash (as [`MAP_CONNTRACK`]): flows
+/// not yet established. They are moved to [`MAP_CONNTRACK`] when they are,
+/// so a flood of new flows evicts only new flows.
+pub const MAP_CONNTRACK_NEW: &str = "HFW_CT_NEW";
 /// IP fragment tracker, LRU hash ([`crate::conntrack::FragKey`] -> [`crate::conntrack::FragValue`]).
 pub const MAP_FRAGS: &str = "HFW_FRAGS";
 /// Per-CPU packet counters indexed by [`crate::stats::Stat`].
@@ -47,7 +53,7 @@ pub const MAP_EVENTS: &str = "HFW_EVENTS";
 pub const MAP_EVENT_BUDGET: &str = "HFW_EV_BUDGET";
 
 /// Every map, for checks and pinning.
-pub const MAPS: [&str; 15] = [
+pub const MAPS: [&str; 16] = [
     MAP_CONFIG,
     MAP_GEN_META,
     MAP_IDENT_V4,
@@ -57,6 +63,7 @@ pub const MAPS: [&str; 15] = [
     MAP_HOSTS_V6,
     MAP_POLICY_EXACT,
     MAP_CONNTRACK,
+    MAP_CONNTRACK_NEW,
     MAP_FRAGS,
     MAP_STATS,
     MAP_RULE_STATS,

@@ -36,10 +36,20 @@ pub enum Stat {
     Unconfigured,
     /// TC ingress found the packet already passed by XDP.
     XdpDecided,
+    /// Flow added to the new-flow tracker (a key it did not hold).
+    CtNewCreated,
+    /// Flow moved from the new-flow tracker to the established one (a key
+    /// the established tracker did not hold).
+    CtPromoted,
+    /// Entry removed from the new-flow tracker by a promotion.
+    CtNewRemoved,
+    /// Entry added to the established tracker by userspace (seeded from the
+    /// kernel's sockets). Written by userspace, not by the programs.
+    CtSeeded,
 }
 
 /// Number of counter slots.
-pub const STAT_COUNT: u32 = Stat::XdpDecided as u32 + 1;
+pub const STAT_COUNT: u32 = Stat::CtSeeded as u32 + 1;
 
 /// Names for output, in slot order.
 pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
@@ -59,6 +69,10 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
     "events_lost",
     "unconfigured",
     "xdp_decided",
+    "ct_new_created",
+    "ct_promoted",
+    "ct_new_removed",
+    "ct_seeded",
 ];
 
 /// The metadata marker XDP leaves on packets it passed (`"HFW1"`).

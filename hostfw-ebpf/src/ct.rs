@@ -1,26 +1,53 @@
 //! Connection tracking: lookups in both orientations, creation, refresh.
 //!
+//! Two LRU maps, as nf_conntrack's "assured" flag: a new flow goes to
+//! `HFW_CT_NEW`; once its peer answered and its originator spoke again
+//! (TCP: the handshake's ACK), it moves to `HFW_CT`. A flood of new flows
+//! (spoofed SYNs) then evicts only new flows, never an idle established
+//! one.
+//!
 //! The functions marked `#[inline(never)]` are calls so that their keys
 //! live in frames of their own: the programs must fit the 512-byte stack.
 
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    maps::LruHashMap,
+};
 use hostfw_common::{
     conntrack::{
-        CT_REFRESH_NS, CT_TIMEOUT_DATAGRAM_NS, CT_TIMEOUT_STREAM_NS, CtKey, CtValue, FragKey,
-        FragValue,
+        CT_FLAG_DENIED, CT_FLAG_SEEN_REPLY, CT_REFRESH_NS, CT_TIMEOUT_DATAGRAM_NS,
+        CT_TIMEOUT_STREAM_NS, CtKey, CtValue, FragKey, FragValue,
     },
     proto,
+    stats::Stat,
 };
 
 use crate::{
-    maps::{CONNTRACK, FRAGS},
+    maps::{CONNTRACK, CONNTRACK_NEW, FRAGS},
     parse::Flow,
+    report::count,
 };
+
+/// The SYN bit of the TCP flags byte.
+const TCP_SYN: u8 = 0x02;
+
+/// Which tracker holds an entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `HFW_CT`: answered and confirmed by the originator.
+    Established,
+    /// `HFW_CT_NEW`: not established yet.
+    New,
+}
 
 /// A tracked flow found for a packet.
 pub struct Tracked {
     /// The entry, as stored (key in the originator's orientation).
     pub key: CtKey,
     pub value: *mut CtValue,
+    pub table: Table,
+    /// The packet goes the other way from the originator's.
+    pub reply: bool,
 }
 
 /// The key of a packet, in the packet's own orientation.
@@ -46,15 +73,20 @@ fn timeout(proto_nr: u8) -> u64 {
     }
 }
 
-/// Finds the live entry of a packet's flow, in either orientation.
+/// The live entry of `key` in one tracker, in either orientation: the
+/// stored key, the entry, and whether the packet is a reply.
 #[inline(always)]
-pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
-    let (stored, value) = if let Some(v) = CONNTRACK.get_ptr_mut(key) {
-        (*key, v)
+fn find_in(
+    map: &LruHashMap<CtKey, CtValue>,
+    key: &CtKey,
+    now: u64,
+) -> Option<(CtKey, *mut CtValue, bool)> {
+    let (stored, value, reply) = if let Some(v) = map.get_ptr_mut(key) {
+        (*key, v, false)
     } else {
         let rev = key.reversed();
-        let v = CONNTRACK.get_ptr_mut(&rev)?;
-        (rev, v)
+        let v = map.get_ptr_mut(&rev)?;
+        (rev, v, true)
     };
     // SAFETY: pointer into the map's value, valid for this program run.
     let last = unsafe { (*value).last_seen_ns };
@@ -65,7 +97,63 @@ pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
         // SAFETY: as above.
         unsafe { (*value).last_seen_ns = now };
     }
-    Some(Tracked { key: stored, value })
+    Some((stored, value, reply))
+}
+
+/// Finds the live entry of a packet's flow: established flows first.
+#[inline(always)]
+pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
+    if let Some((key, value, reply)) = find_in(&CONNTRACK, key, now) {
+        return Some(Tracked {
+            key,
+            value,
+            table: Table::Established,
+            reply,
+        });
+    }
+    let (key, value, reply) = find_in(&CONNTRACK_NEW, key, now)?;
+    Some(Tracked {
+        key,
+        value,
+        table: Table::New,
+        reply,
+    })
+}
+
+/// Moves a new flow on after a packet that passed: a reply marks it
+/// answered; the originator's next packet after that (TCP: without SYN)
+/// establishes it. Cut flows stay where they are.
+#[inline(always)]
+pub fn advance(t: &Tracked, flow: &Flow) {
+    // SAFETY: pointer into the map's value, valid for this program run.
+    let entry = unsafe { &mut *t.value };
+    if t.table != Table::New || entry.flags & CT_FLAG_DENIED != 0 {
+        return;
+    }
+    if t.reply {
+        entry.flags |= CT_FLAG_SEEN_REPLY;
+    } else if entry.flags & CT_FLAG_SEEN_REPLY != 0
+        && (flow.proto != proto::TCP || flow.tcp_flags & TCP_SYN == 0)
+    {
+        promote(&t.key, entry);
+    }
+}
+
+/// Copies an entry to the established tracker and removes it from the new
+/// one.
+#[inline(never)]
+fn promote(key: &CtKey, entry: &CtValue) {
+    let mut value = *entry;
+    value.flags &= !CT_FLAG_SEEN_REPLY;
+    if CONNTRACK.insert(key, &value, BPF_NOEXIST as u64).is_ok() {
+        count(Stat::CtPromoted);
+    } else {
+        // A stale (timed-out) entry of the same flow: replaced.
+        let _ = CONNTRACK.insert(key, &value, BPF_ANY as u64);
+    }
+    if CONNTRACK_NEW.remove(key).is_ok() {
+        count(Stat::CtNewRemoved);
+    }
 }
 
 /// Whether an ICMP error refers to a tracked flow.
@@ -86,13 +174,23 @@ pub fn related(flow: &Flow, now: u64) -> bool {
     find(&key, now).is_some()
 }
 
-/// Records a new flow, in the orientation of this (its first) packet.
+/// Records a new flow in the new-flow tracker, in the orientation of this
+/// (its first) packet.
 #[inline(never)]
 pub fn create(flow: &Flow, value: &CtValue) {
     let key = key_of(flow);
-    // A full LRU map evicts its oldest entry; insertion fails only on
-    // memory pressure, and then the flow is simply evaluated again.
-    let _ = CONNTRACK.insert(&key, value, 0);
+    // A full LRU map evicts its oldest entry (a new flow: established ones
+    // live in the other map); insertion fails only on memory pressure, and
+    // then the flow is simply evaluated again.
+    if CONNTRACK_NEW
+        .insert(&key, value, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        count(Stat::CtNewCreated);
+    } else {
+        // A stale entry of the same flow: replaced.
+        let _ = CONNTRACK_NEW.insert(&key, value, BPF_ANY as u64);
+    }
 }
 
 #[inline(always)]

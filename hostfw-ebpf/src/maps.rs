@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use hostfw_common::{
     config::{Config, GENERATIONS, GenMeta},
-    conntrack::{CtKey, CtValue, FragKey, FragValue},
+    conntrack::{CtKey, CtValue, DEFAULT_CT_ESTABLISHED, DEFAULT_CT_NEW, FragKey, FragValue},
     policy::{IdentKeyV4, IdentKeyV6, PolicyKey, PolicyValue},
     stats::{DEFAULT_MAX_RULE_IDS, EventBudget, IfCounters, MAX_IFINDEX, STAT_COUNT},
 };
@@ -41,7 +41,10 @@ pub static POLICY_EXACT: HashMap<PolicyKey, PolicyValue> =
 pub static POLICY: LpmTrie<PolicyKey, PolicyValue> = LpmTrie::pinned(524_288, BPF_F_NO_PREALLOC);
 
 #[map(name = "HFW_CT")]
-pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(262_144, 0);
+pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(DEFAULT_CT_ESTABLISHED, 0);
+
+#[map(name = "HFW_CT_NEW")]
+pub static CONNTRACK_NEW: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(DEFAULT_CT_NEW, 0);
 
 #[map(name = "HFW_FRAGS")]
 pub static FRAGS: LruHashMap<FragKey, FragValue> = LruHashMap::pinned(8192, 0);

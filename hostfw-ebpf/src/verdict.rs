@@ -7,7 +7,9 @@
 //! 4. A tracked flow of the current revision passes. One of an older
 //!    revision is evaluated again against the current policy.
 //! 5. A new flow is decided by the policy; allowed (or audited) flows are
-//!    tracked so that their replies pass.
+//!    tracked so that their replies pass, first in the new-flow tracker,
+//!    then (answered, and confirmed by the originator) in the established
+//!    one, which new flows cannot evict.
 
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use hostfw_common::{
@@ -192,14 +194,24 @@ fn decide_packet<P: Packet>(pkt: &P, direction: u8) -> bool {
 fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
     let key = ct::key_of(flow);
     let t = ct::find(&key, ctx.now)?;
+    let pass = judge_tracked(ctx, flow, &t);
+    if pass {
+        ct::advance(&t, flow);
+    }
+    Some(pass)
+}
+
+/// Whether a packet of a tracked flow passes.
+#[inline(always)]
+fn judge_tracked(ctx: &Ctx<'_>, flow: &Flow, t: &ct::Tracked) -> bool {
     // SAFETY: pointer into the map value, valid during this run.
     let entry = unsafe { &mut *t.value };
     if entry.revision == ctx.meta.revision {
         if entry.flags & CT_FLAG_DENIED != 0 {
-            return Some(ctx.deny(flow, Reason::Reevaluated, entry.rule_id));
+            return ctx.deny(flow, Reason::Reevaluated, entry.rule_id);
         }
         count(Stat::CtEstablished);
-        return Some(true);
+        return true;
     }
     // The policy changed since this flow was admitted: ask again, as for the
     // originator's first packet.
@@ -212,7 +224,7 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
         entry.rule_id = d.rule_id;
         entry.flags &= !(CT_FLAG_AUDIT | CT_FLAG_DENIED);
         count_rule(ctx.meta, d.rule_id);
-        return Some(true);
+        return true;
     }
     entry.revision = ctx.meta.revision;
     entry.rule_id = d.rule_id;
@@ -224,7 +236,7 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
     } else {
         CT_FLAG_DENIED
     };
-    Some(ctx.deny(flow, Reason::Reevaluated, d.rule_id))
+    ctx.deny(flow, Reason::Reevaluated, d.rule_id)
 }
 
 /// The first packet of a flow (or an untracked packet): asks the policy.

@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::ruleset::Mode;
 
+mod conntrack;
+pub use conntrack::Conntrack;
+
 /// Default path of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/hostfw/hostfw.toml";
 
@@ -51,6 +54,9 @@ pub struct Config {
     /// Who may use the control socket besides root.
     #[serde(default)]
     pub control: Control,
+    /// Sizes of the connection trackers.
+    #[serde(default)]
+    pub conntrack: Conntrack,
     /// The Kubernetes API as a policy source; absent: files only.
     pub kubernetes: Option<Kubernetes>,
 }

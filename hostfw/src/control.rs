@@ -149,8 +149,8 @@ pub struct Status {
     pub failsafe: Vec<String>,
     /// The last reload or apply error, with its location.
     pub last_error: Option<String>,
-    /// Connection-tracking entries in use (sampled) and capacity.
-    pub conntrack: MapUsage,
+    /// Connection trackers: entries in use (sampled), capacity, evictions.
+    pub conntrack: crate::datapath::counters::ConntrackUsage,
     /// Packet counters by kind.
     pub counters: Vec<(String, u64)>,
     /// The Kubernetes source, when `[kubernetes]` is configured.
@@ -219,15 +219,6 @@ pub struct PolicyStatus {
     pub selection: String,
     /// Rules it contributes.
     pub rules: usize,
-}
-
-/// Entries in use of a map, and its capacity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MapUsage {
-    /// Entries in use.
-    pub used: u64,
-    /// Capacity.
-    pub capacity: u64,
 }
 
 /// A request that could not be sent or answered.

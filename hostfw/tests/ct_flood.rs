@@ -21,16 +21,17 @@ use std::{
 
 use common::{Pair, TestDatapath};
 use hostfw::{
-    datapath::writer::Switch,
+    datapath::{Datapath, LoadOptions, writer::Switch},
     mapstate,
     ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
+    sockdiag::TcpConn,
 };
 use hostfw_common::{proto, stats::Stat};
 
 const SSH: u16 = 2222;
 const HTTPS: u16 = 443;
 const OUT: u16 = 8443;
-/// Connection-tracking entries of the test datapath.
+/// Entries of each connection tracker of the test datapath.
 const TRACKED: u32 = 4096;
 /// Spoofed SYNs: five times what the tracker holds.
 const FLOOD: u32 = 5 * TRACKED;
@@ -189,7 +190,8 @@ fn spoofed_syn_flood(ns: &common::Netns, dst: Ipv4Addr, n: u32) -> u32 {
 fn a_syn_flood_never_evicts_idle_established_sessions() {
     let pair = Pair::new();
     let mut sizes = TestDatapath::SIZES;
-    sizes.conntrack = TRACKED;
+    sizes.conntrack_new = TRACKED;
+    sizes.conntrack_established = TRACKED;
     let mut t = TestDatapath::attached_with(&pair, sizes);
     let state = mapstate::compile(&policy(&pair)).expect("compiles");
     t.dp.apply(&state, Switch::Confirmed).expect("apply");
@@ -197,10 +199,19 @@ fn a_syn_flood_never_evicts_idle_established_sessions() {
     // Two sessions, each used once in both directions, then left idle.
     let (mut bastion, mut sshd) = session(&pair.node, &pair.peer, pair.node_v4, SSH);
     let (mut client, mut server) = session(&pair.peer, &pair.node, pair.peer_v4, OUT);
-    assert!(carries(&mut bastion, &mut sshd, b"hello"), "inbound session");
+    assert!(
+        carries(&mut bastion, &mut sshd, b"hello"),
+        "inbound session"
+    );
     assert!(carries(&mut sshd, &mut bastion, b"hello"), "inbound reply");
-    assert!(carries(&mut client, &mut server, b"hello"), "outbound session");
-    assert!(carries(&mut server, &mut client, b"hello"), "outbound reply");
+    assert!(
+        carries(&mut client, &mut server, b"hello"),
+        "outbound session"
+    );
+    assert!(
+        carries(&mut server, &mut client, b"hello"),
+        "outbound reply"
+    );
 
     let IpAddr::V4(node_v4) = pair.node_v4 else {
         unreachable!("the pair's node_v4 is IPv4")
@@ -208,7 +219,13 @@ fn a_syn_flood_never_evicts_idle_established_sessions() {
     // The node answers every spoofed SYN, as in the field: its SYN-ACKs
     // are routed to the peer namespace, which drops them.
     common::sh(&[
-        "ip", "-n", &pair.node.name, "route", "add", "100.64.0.0/10", "via",
+        "ip",
+        "-n",
+        &pair.node.name,
+        "route",
+        "add",
+        "100.64.0.0/10",
+        "via",
         &pair.peer_v4.to_string(),
     ]);
     let before = t.dp.counters().expect("stats").get(Stat::FlowAllowed);
@@ -237,4 +254,70 @@ fn a_syn_flood_never_evicts_idle_established_sessions() {
     );
     assert!(carries(&mut bastion, &mut sshd, b"both ways"), "inbound");
     assert!(carries(&mut client, &mut server, b"both ways"), "outbound");
+
+    // What status and metrics report: the flood evicted new flows only.
+    let counters = t.dp.counters().expect("stats");
+    let usage = t.dp.conntrack_usage(&counters).expect("usage");
+    eprintln!("conntrack after the flood: {usage:?}");
+    assert_eq!(
+        usage.established.evicted, 0,
+        "established flows were evicted: {usage:?}"
+    );
+    assert!(
+        usage.established.used >= 2,
+        "both sessions are established: {usage:?}"
+    );
+    assert!(
+        usage.new.evicted >= u64::from(TRACKED),
+        "the flood overran the new-flow tracker, and its evictions are counted: {usage:?}"
+    );
+    assert_eq!(
+        (usage.established.capacity, usage.new.capacity),
+        (u64::from(TRACKED), u64::from(TRACKED)),
+        "capacities are the kernel maps' sizes"
+    );
+}
+
+/// `[conntrack]` sizes changed between two starts: the trackers are
+/// recreated at the new size (the kernel cannot resize a map) and keep
+/// their flows and the counters that account for them.
+#[test]
+fn a_resized_tracker_keeps_its_flows_and_counters() {
+    let mut t = TestDatapath::load();
+    let conns: Vec<TcpConn> = (0..100u16)
+        .map(|i| TcpConn {
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)), 22),
+            remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 1, 1)), 40_000 + i),
+            inode: 0,
+            uid: 0,
+        })
+        .collect();
+    let seeded = t.dp.seed_conntrack(&conns, &[22]).expect("seed");
+    assert_eq!(seeded, 100);
+    let before = t.dp.counters().expect("stats");
+    let usage = t.dp.conntrack_usage(&before).expect("usage");
+    assert_eq!(usage.established.used, 100);
+
+    let mut sizes = TestDatapath::SIZES;
+    sizes.conntrack_established *= 2;
+    sizes.conntrack_new /= 2;
+    let reloaded = Datapath::load(&LoadOptions {
+        pin_root: t.pin_root.clone(),
+        sizes,
+    })
+    .expect("reload with new sizes");
+    drop(std::mem::replace(&mut t.dp, reloaded));
+    let after = t.dp.counters().expect("stats");
+    let usage = t.dp.conntrack_usage(&after).expect("usage");
+    assert_eq!(
+        (usage.established.capacity, usage.new.capacity),
+        (
+            u64::from(sizes.conntrack_established),
+            u64::from(sizes.conntrack_new)
+        ),
+        "the kernel maps have the new sizes"
+    );
+    assert_eq!(usage.established.used, 100, "flows carried over");
+    assert_eq!(usage.established.evicted, 0, "{usage:?}");
+    assert_eq!(after.get(Stat::CtSeeded), 100, "counters carried over");
 }

@@ -28,7 +28,8 @@ fn kernel_verdicts_equal_the_reference_evaluator() {
         ident_v4: 8192,
         ident_v6: 8192,
         policy: 65536,
-        conntrack: 65536,
+        conntrack_established: 65536,
+        conntrack_new: 65536,
         frags: 256,
         rule_ids: 1 << 16,
     });

@@ -9,6 +9,7 @@ use std::{
     },
 };
 
+use hostfw::datapath::counters::{ConntrackUsage, TableUsage};
 use hostfw::metrics::{self, InterfaceSample, MetricsError, MetricsServer, RuleSample, Snapshot};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -103,8 +104,14 @@ async fn start() -> SocketAddr {
                 tc: "tcx".into(),
                 ..InterfaceSample::default()
             }],
-            conntrack_entries: 7,
-            conntrack_capacity: 1024,
+            conntrack: ConntrackUsage {
+                established: TableUsage {
+                    used: 7,
+                    capacity: 1024,
+                    evicted: 0,
+                },
+                new: TableUsage::default(),
+            },
             reloads_ok: n,
             policy_revision: 3,
             mode_enforce: true,
@@ -131,8 +138,14 @@ async fn get_metrics() {
     assert_eq!(r.sample(flows), 56);
     let eth0 = r#"hostfw_interface_info{interface="eth0",xdp="native",tc="tcx"}"#;
     assert_eq!(r.sample(eth0), 1);
-    assert_eq!(r.sample("hostfw_conntrack_entries"), 7);
-    assert_eq!(r.sample("hostfw_conntrack_capacity"), 1024);
+    assert_eq!(
+        r.sample("hostfw_conntrack_entries{table=\"established\"}"),
+        7
+    );
+    assert_eq!(
+        r.sample("hostfw_conntrack_capacity{table=\"established\"}"),
+        1024
+    );
     assert_eq!(r.sample(r#"hostfw_reloads_total{result="error"}"#), 0);
     assert_eq!(r.sample(r#"hostfw_trials_total{event="started"}"#), 0);
     assert_eq!(r.sample("hostfw_policy_revision"), 3);

@@ -165,7 +165,11 @@ pub fn render(s: &Status) -> String {
     if let Some(e) = &s.last_error {
         t.push_str(&format!("last error: {e}\n"));
     }
-    t.push_str(&format!("conntrack capacity: {}\n", s.conntrack.capacity));
+    let (e, n) = (&s.conntrack.established, &s.conntrack.new);
+    t.push_str(&format!(
+        "conntrack: established {} of {} ({} evicted), new {} of {} ({} evicted)\n",
+        e.used, e.capacity, e.evicted, n.used, n.capacity, n.evicted
+    ));
     let counters: Vec<String> = s
         .counters
         .iter()

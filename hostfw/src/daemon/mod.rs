@@ -96,7 +96,11 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let control_group = cfg.control.resolve(&opts.config)?;
     let dp = Datapath::load(&LoadOptions {
         pin_root: opts.pin_root.clone(),
-        ..LoadOptions::default()
+        sizes: crate::datapath::MapSizes {
+            conntrack_established: cfg.conntrack.established,
+            conntrack_new: cfg.conntrack.new,
+            ..crate::datapath::MapSizes::default()
+        },
     })?;
     let mut svc = service::Service::start(opts.config.clone(), cfg, store, dp, config_problem)
         .map_err(|e| DaemonError::Policy(e.0))?;

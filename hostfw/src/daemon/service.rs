@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     config::Config,
-    control::{InterfaceStatus, MapUsage, PolicyStatus, Status, TrialStatus},
+    control::{InterfaceStatus, PolicyStatus, Status, TrialStatus},
     datapath::{
         Datapath,
         attach::{Attachment, TcAttach, XdpAttach},
@@ -78,7 +78,7 @@ pub struct Service {
     attachments: BTreeMap<String, Attachment>,
     cluster: cluster::ClusterState,
     events: Events,
-    conntrack_used: u64,
+    conntrack: crate::datapath::counters::ConntrackUsage,
 }
 
 /// A request the service refused; the running policy is unchanged.
@@ -698,19 +698,29 @@ impl Service {
         }
     }
 
-    /// Counts the connection tracker's entries (a walk of the map) for
-    /// status and metrics, and warns when it is nearly full.
+    /// Counts the connection trackers' entries (a walk of the maps) for
+    /// status and metrics, and warns when the established one is nearly
+    /// full or has evicted flows.
     pub fn sample_conntrack(&mut self) {
-        match self.dp.conntrack_entries() {
-            Ok(n) => {
-                let cap = u64::from(self.dp.sizes().conntrack);
-                if n * 10 >= cap * 9 && self.conntrack_used * 10 < cap * 9 {
+        let usage = self.dp.counters().and_then(|c| self.dp.conntrack_usage(&c));
+        match usage {
+            Ok(u) => {
+                let (n, cap) = (u.established.used, u.established.capacity);
+                let was = self.conntrack.established.used;
+                if n * 10 >= cap * 9 && was * 10 < cap * 9 {
                     log::warn!(
-                        "connection tracking is {}% full ({n} of {cap}); the oldest flows are evicted and then evaluated again",
+                        "established connection tracking is {}% full ({n} of {cap}); when full, the least recently used flows are evicted and then evaluated again; raise [conntrack] established",
                         n * 100 / cap.max(1)
                     );
                 }
-                self.conntrack_used = n;
+                let evicted = u.established.evicted;
+                if evicted > self.conntrack.established.evicted {
+                    log::warn!(
+                        "{} established flows evicted from connection tracking ({evicted} in all); raise [conntrack] established (now {cap})",
+                        evicted - self.conntrack.established.evicted
+                    );
+                }
+                self.conntrack = u;
             }
             Err(e) => log::warn!("counting connection-tracking entries: {e}"),
         }
@@ -766,8 +776,7 @@ impl Service {
                     }
                 })
                 .collect(),
-            conntrack_entries: self.conntrack_used,
-            conntrack_capacity: u64::from(self.dp.sizes().conntrack),
+            conntrack: self.conntrack,
             reloads_ok: self.events.reloads_ok,
             reloads_failed: self.events.reloads_failed,
             trials_started: self.events.trials_started,
@@ -881,10 +890,7 @@ impl Service {
             default_deny_egress: dd_out,
             failsafe,
             last_error: self.last_error.clone(),
-            conntrack: MapUsage {
-                used: self.conntrack_used,
-                capacity: u64::from(self.dp.sizes().conntrack),
-            },
+            conntrack: self.conntrack,
             counters,
             kubernetes: self.cluster_status(),
         }

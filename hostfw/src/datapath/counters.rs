@@ -1,9 +1,9 @@
 //! Reading the datapath's packet counters.
 
-use aya::maps::{HashMap, MapData, PerCpuArray};
+use aya::maps::{HashMap, IterableMap, MapData, PerCpuArray};
 use hostfw_common::{
     conntrack::{CtKey, CtValue},
-    names::{MAP_CONNTRACK, MAP_RULE_STATS, MAP_STATS},
+    names::{MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_RULE_STATS, MAP_STATS},
     stats::{STAT_COUNT, STAT_NAMES, Stat},
 };
 
@@ -70,13 +70,64 @@ impl Datapath {
         Ok(out)
     }
 
-    /// Entries in the connection tracker (walks the map: call sparingly).
-    pub fn conntrack_entries(&self) -> Result<u64, DatapathError> {
-        let map = self.map_named(MAP_CONNTRACK)?;
-        let ct: HashMap<&MapData, CtKey, CtValue> =
-            HashMap::try_from(map).map_err(|e| DatapathError::map(MAP_CONNTRACK, "open", e))?;
-        Ok(ct.keys().count() as u64)
+    /// The use of both connection trackers (walks the maps: call
+    /// sparingly). `counters` is a snapshot of the packet counters, which
+    /// tell how many entries each tracker took in.
+    pub fn conntrack_usage(&self, counters: &Counters) -> Result<ConntrackUsage, DatapathError> {
+        let (est_used, est_cap) = self.tracker(MAP_CONNTRACK)?;
+        let (new_used, new_cap) = self.tracker(MAP_CONNTRACK_NEW)?;
+        Ok(ConntrackUsage {
+            established: TableUsage {
+                used: est_used,
+                capacity: est_cap,
+                // Entries leave the established tracker only by eviction.
+                evicted: (counters.get(Stat::CtPromoted) + counters.get(Stat::CtSeeded))
+                    .saturating_sub(est_used),
+            },
+            new: TableUsage {
+                used: new_used,
+                capacity: new_cap,
+                // ... and the new-flow tracker by eviction or promotion.
+                evicted: counters
+                    .get(Stat::CtNewCreated)
+                    .saturating_sub(counters.get(Stat::CtNewRemoved))
+                    .saturating_sub(new_used),
+            },
+        })
     }
+
+    /// Entries in use and capacity of one tracker, as the kernel has it.
+    fn tracker(&self, name: &'static str) -> Result<(u64, u64), DatapathError> {
+        let map = self.map_named(name)?;
+        let ct: HashMap<&MapData, CtKey, CtValue> =
+            HashMap::try_from(map).map_err(|e| DatapathError::map(name, "open", e))?;
+        let capacity = ct
+            .map()
+            .info()
+            .map_err(|e| DatapathError::map(name, "read info", e))?
+            .max_entries();
+        Ok((ct.keys().count() as u64, u64::from(capacity)))
+    }
+}
+
+/// One connection tracker's use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableUsage {
+    /// Entries in use.
+    pub used: u64,
+    /// Capacity (the kernel map's size).
+    pub capacity: u64,
+    /// Entries evicted to make room, since the maps were created.
+    pub evicted: u64,
+}
+
+/// Both connection trackers' use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConntrackUsage {
+    /// Established flows (answered, and confirmed by their originator).
+    pub established: TableUsage,
+    /// New flows, not established yet.
+    pub new: TableUsage,
 }
 
 impl Datapath {

@@ -12,6 +12,7 @@ pub mod bpffs;
 pub mod counters;
 mod error;
 pub mod events;
+mod pins;
 pub mod seed;
 pub mod slots;
 pub mod testrun;
@@ -26,8 +27,9 @@ use aya::{
 };
 pub use error::DatapathError;
 use hostfw_common::names::{
-    MAP_CONNTRACK, MAP_FRAGS, MAP_HOSTS_V4, MAP_HOSTS_V6, MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY,
-    MAP_POLICY_EXACT, MAP_RULE_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP,
+    MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_FRAGS, MAP_HOSTS_V4, MAP_HOSTS_V6, MAP_IDENT_V4,
+    MAP_IDENT_V6, MAP_POLICY, MAP_POLICY_EXACT, MAP_RULE_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS,
+    PROG_XDP,
 };
 
 /// The compiled eBPF object, built by `build.rs`.
@@ -45,8 +47,10 @@ pub struct MapSizes {
     /// Entries of the policy trie and of the exact-match hash, each (both
     /// generations).
     pub policy: u32,
-    /// Tracked connections.
-    pub conntrack: u32,
+    /// Tracked established connections (`[conntrack] established`).
+    pub conntrack_established: u32,
+    /// Tracked new connections, not answered yet (`[conntrack] new`).
+    pub conntrack_new: u32,
     /// Tracked fragmented datagrams.
     pub frags: u32,
     /// Rule ids per generation (per-rule counters).
@@ -59,7 +63,8 @@ impl Default for MapSizes {
             ident_v4: 262_144,
             ident_v6: 262_144,
             policy: 524_288,
-            conntrack: 262_144,
+            conntrack_established: hostfw_common::conntrack::DEFAULT_CT_ESTABLISHED,
+            conntrack_new: hostfw_common::conntrack::DEFAULT_CT_NEW,
             frags: 8192,
             rule_ids: hostfw_common::stats::DEFAULT_MAX_RULE_IDS,
         }
@@ -102,6 +107,7 @@ impl Datapath {
     pub fn load(opts: &LoadOptions) -> Result<Self, DatapathError> {
         bpffs::prepare(&opts.pin_root)?;
         let s = opts.sizes;
+        let resized = pins::set_aside_resized(&opts.pin_root, &s)?;
         let rule_stats = s
             .rule_ids
             .saturating_mul(hostfw_common::config::GENERATIONS);
@@ -113,11 +119,13 @@ impl Datapath {
             .map_max_entries(MAP_HOSTS_V6, s.ident_v6)
             .map_max_entries(MAP_POLICY, s.policy)
             .map_max_entries(MAP_POLICY_EXACT, s.policy)
-            .map_max_entries(MAP_CONNTRACK, s.conntrack)
+            .map_max_entries(MAP_CONNTRACK, s.conntrack_established)
+            .map_max_entries(MAP_CONNTRACK_NEW, s.conntrack_new)
             .map_max_entries(MAP_FRAGS, s.frags)
             .map_max_entries(MAP_RULE_STATS, rule_stats)
             .load(OBJECT)
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
+        pins::migrate(&mut ebpf, resized)?;
         let xdp: &mut Xdp = program_mut(&mut ebpf, PROG_XDP)?;
         xdp.load()
             .map_err(|e| DatapathError::program(PROG_XDP, "load", e))?;

@@ -15,10 +15,8 @@ pub struct Snapshot {
     pub rules: Vec<RuleSample>,
     /// Interfaces the programs are attached to.
     pub interfaces: Vec<InterfaceSample>,
-    /// Connections tracked now.
-    pub conntrack_entries: u64,
-    /// Size of the connection tracker.
-    pub conntrack_capacity: u64,
+    /// The connection trackers' use.
+    pub conntrack: crate::datapath::counters::ConntrackUsage,
     /// Reloads that applied a policy.
     pub reloads_ok: u64,
     /// Reloads that failed.
@@ -164,21 +162,33 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
-    let gauges = [
+    let tables = [
+        ("established", &s.conntrack.established),
+        ("new", &s.conntrack.new),
+    ];
+    let families = [
         (
             "hostfw_conntrack_entries",
-            "Connections tracked.",
-            s.conntrack_entries,
+            Kind::Gauge,
+            "Connections tracked, by table.",
         ),
         (
             "hostfw_conntrack_capacity",
-            "Size of the connection tracker.",
-            s.conntrack_capacity,
+            Kind::Gauge,
+            "Size of the connection tracker, by table.",
+        ),
+        (
+            "hostfw_conntrack_evictions_total",
+            Kind::Counter,
+            "Tracked connections evicted to make room, by table.",
         ),
     ];
-    for (name, help, value) in gauges {
-        out.family(name, Kind::Gauge, help);
-        out.sample(name, &[], value);
+    for (i, (name, kind, help)) in families.into_iter().enumerate() {
+        out.family(name, kind, help);
+        for (table, u) in tables {
+            let value = [u.used, u.capacity, u.evicted][i];
+            out.sample(name, &[("table", table)], value);
+        }
     }
 
     let name = "hostfw_reloads_total";

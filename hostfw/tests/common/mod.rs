@@ -175,7 +175,8 @@ impl TestDatapath {
         ident_v4: 4096,
         ident_v6: 4096,
         policy: 16384,
-        conntrack: 4096,
+        conntrack_established: 4096,
+        conntrack_new: 4096,
         frags: 256,
         rule_ids: 4096,
     };

@@ -66,7 +66,7 @@ impl Service {
             attachments: std::collections::BTreeMap::new(),
             cluster: super::cluster::ClusterState::default(),
             events: super::Events::default(),
-            conntrack_used: 0,
+            conntrack: Default::default(),
         };
         let mut candidates: Vec<(Snapshot, &str)> = Vec::new();
         if stored

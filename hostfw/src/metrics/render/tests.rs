@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use hostfw_common::stats::STAT_NAMES;
 
+use crate::datapath::counters::{ConntrackUsage, TableUsage};
+
 use super::*;
 
 /// One sample line: name, labels in order, value.
@@ -121,8 +123,18 @@ fn full() -> Snapshot {
             tc: "tcx".into(),
             ..InterfaceSample::default()
         }],
-        conntrack_entries: 42,
-        conntrack_capacity: 262_144,
+        conntrack: ConntrackUsage {
+            established: TableUsage {
+                used: 42,
+                capacity: 262_144,
+                evicted: 0,
+            },
+            new: TableUsage {
+                used: 65_000,
+                capacity: 65_536,
+                evicted: 12,
+            },
+        },
         reloads_ok: 5,
         reloads_failed: 1,
         trials_started: 3,
@@ -134,13 +146,14 @@ fn full() -> Snapshot {
     }
 }
 
-const FAMILIES: [(&str, &str); 10] = [
+const FAMILIES: [(&str, &str); 11] = [
     ("hostfw_packets_total", "counter"),
     ("hostfw_interface_packets_total", "counter"),
     ("hostfw_rule_flows_total", "counter"),
     ("hostfw_interface_info", "gauge"),
     ("hostfw_conntrack_entries", "gauge"),
     ("hostfw_conntrack_capacity", "gauge"),
+    ("hostfw_conntrack_evictions_total", "counter"),
     ("hostfw_reloads_total", "counter"),
     ("hostfw_trials_total", "counter"),
     ("hostfw_policy_revision", "gauge"),
@@ -178,8 +191,17 @@ fn values_of_a_full_snapshot() {
     assert_eq!(value(&samples, flows, &ssh1), 0);
     let eth0 = [("interface", "eth0"), ("xdp", "native"), ("tc", "tcx")];
     assert_eq!(value(&samples, "hostfw_interface_info", &eth0), 1);
-    assert_eq!(value(&samples, "hostfw_conntrack_entries", &[]), 42);
-    assert_eq!(value(&samples, "hostfw_conntrack_capacity", &[]), 262_144);
+    let est = [("table", "established")];
+    let new = [("table", "new")];
+    assert_eq!(value(&samples, "hostfw_conntrack_entries", &est), 42);
+    assert_eq!(value(&samples, "hostfw_conntrack_capacity", &est), 262_144);
+    assert_eq!(value(&samples, "hostfw_conntrack_evictions_total", &est), 0);
+    assert_eq!(value(&samples, "hostfw_conntrack_entries", &new), 65_000);
+    assert_eq!(value(&samples, "hostfw_conntrack_capacity", &new), 65_536);
+    assert_eq!(
+        value(&samples, "hostfw_conntrack_evictions_total", &new),
+        12
+    );
     assert_eq!(
         value(&samples, "hostfw_reloads_total", &[("result", "ok")]),
         5
@@ -199,11 +221,11 @@ fn values_of_a_full_snapshot() {
         value(&samples, "hostfw_interface_packets_total", &eth0_passed),
         0
     );
-    // Counters, 3 rules, 1 interface (info + 3 outcomes), 2 conntrack,
-    // 2 reloads, 3 trials, revision, mode.
+    // Counters, 3 rules, 1 interface (info + 3 outcomes), 3 conntrack
+    // families of 2 tables, 2 reloads, 3 trials, revision, mode.
     assert_eq!(
         samples.len(),
-        STAT_NAMES.len() + 3 + 1 + 3 + 2 + 2 + 3 + 1 + 1
+        STAT_NAMES.len() + 3 + 1 + 3 + 6 + 2 + 3 + 1 + 1
     );
 }
 
@@ -215,7 +237,11 @@ fn empty_snapshot_has_fixed_samples_only() {
         names,
         [
             "hostfw_conntrack_entries",
+            "hostfw_conntrack_entries",
             "hostfw_conntrack_capacity",
+            "hostfw_conntrack_capacity",
+            "hostfw_conntrack_evictions_total",
+            "hostfw_conntrack_evictions_total",
             "hostfw_reloads_total",
             "hostfw_reloads_total",
             "hostfw_trials_total",
