@@ -13,6 +13,10 @@ pub const CT_FLAG_DENIED: u8 = 4;
 /// handshake) then moves the entry to the established table.
 pub const CT_FLAG_SEEN_REPLY: u8 = 8;
 
+/// The stored key is the reverse of the originator's orientation (a flow
+/// is stored once, under its canonical key: see [`CtKey::canonical`]).
+pub const CT_FLAG_KEY_REVERSED: u8 = 16;
+
 /// Default capacity of the established table (`HFW_CT`): flows that got a
 /// reply and were confirmed by their originator. New flows never evict them.
 pub const DEFAULT_CT_ESTABLISHED: u32 = 262_144;
@@ -27,8 +31,11 @@ pub const CT_TIMEOUT_DATAGRAM_NS: u64 = 120 * 1_000_000_000;
 /// `last_seen_ns` is refreshed at most this often (fewer writes).
 pub const CT_REFRESH_NS: u64 = 1_000_000_000;
 
-/// A flow as sent by its originator. IPv4 addresses use the first four bytes;
-/// the rest are zero. For ICMP echo both ports hold the echo identifier.
+/// A flow's addresses, ports and protocol. IPv4 addresses use the first four
+/// bytes; the rest are zero. For ICMP echo both ports hold the echo
+/// identifier. Stored in the trackers in canonical orientation (one lookup
+/// finds a flow whichever way its packet goes), with
+/// [`CT_FLAG_KEY_REVERSED`] telling the originator's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtKey {
@@ -60,6 +67,105 @@ impl CtKey {
             proto: self.proto,
             family: self.family,
             reserved: [0; 2],
+        }
+    }
+
+    /// The flow's canonical key (its source side sorts before its
+    /// destination side, addresses then ports), and whether that is this
+    /// key reversed.
+    #[inline(always)]
+    #[must_use]
+    pub fn canonical(&self) -> (Self, bool) {
+        Self::canonical_of(
+            &self.src,
+            &self.dst,
+            self.sport_be,
+            self.dport_be,
+            self.proto,
+            self.family,
+        )
+    }
+
+    /// The canonical key of a packet's flow, built in place (no
+    /// intermediate keys: the BPF stack is small), and whether the packet
+    /// goes against it.
+    #[inline(always)]
+    #[must_use]
+    pub fn canonical_of(
+        src: &[u8; 16],
+        dst: &[u8; 16],
+        sport_be: u16,
+        dport_be: u16,
+        proto: u8,
+        family: u8,
+    ) -> (Self, bool) {
+        let reversed = upper(src, dst, sport_be, dport_be);
+        let (a, b, pa, pb) = if reversed {
+            (dst, src, dport_be, sport_be)
+        } else {
+            (src, dst, sport_be, dport_be)
+        };
+        (
+            Self {
+                src: *a,
+                dst: *b,
+                sport_be: pa,
+                dport_be: pb,
+                proto,
+                family,
+                reserved: [0; 2],
+            },
+            reversed,
+        )
+    }
+}
+
+/// Whether the source side sorts after the destination side.
+#[inline(always)]
+fn upper(src: &[u8; 16], dst: &[u8; 16], sport_be: u16, dport_be: u16) -> bool {
+    let mut i = 0;
+    while i < 16 {
+        if src[i] != dst[i] {
+            return src[i] > dst[i];
+        }
+        i += 1;
+    }
+    // Ports in network order: any fixed order will do.
+    sport_be > dport_be
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(src: u8, dst: u8, sport: u16, dport: u16) -> CtKey {
+        let mut k = CtKey {
+            sport_be: sport,
+            dport_be: dport,
+            proto: 6,
+            family: 4,
+            ..CtKey::default()
+        };
+        k.src[3] = src;
+        k.dst[3] = dst;
+        k
+    }
+
+    #[test]
+    fn both_orientations_have_one_canonical_key() {
+        for k in [
+            key(1, 2, 5, 6),
+            key(2, 1, 5, 6),
+            key(1, 1, 7, 3),
+            key(1, 1, 3, 7),
+            key(9, 9, 4, 4),
+        ] {
+            let (a, ra) = k.canonical();
+            let (b, rb) = k.reversed().canonical();
+            assert_eq!(a, b, "{k:?}");
+            assert_eq!(a, if ra { k.reversed() } else { k });
+            // A flow whose sides are equal is its own reverse: not reversed.
+            assert!(ra != rb || k == k.reversed(), "{k:?}");
         }
     }
 }

@@ -15,8 +15,8 @@ use aya_ebpf::{
 };
 use hostfw_common::{
     conntrack::{
-        CT_FLAG_DENIED, CT_FLAG_SEEN_REPLY, CT_REFRESH_NS, CT_TIMEOUT_DATAGRAM_NS,
-        CT_TIMEOUT_STREAM_NS, CtKey, CtValue, FragKey, FragValue,
+        CT_FLAG_DENIED, CT_FLAG_KEY_REVERSED, CT_FLAG_SEEN_REPLY, CT_REFRESH_NS,
+        CT_TIMEOUT_DATAGRAM_NS, CT_TIMEOUT_STREAM_NS, CtKey, CtValue, FragKey, FragValue,
     },
     proto,
     stats::Stat,
@@ -42,7 +42,7 @@ pub enum Table {
 
 /// A tracked flow found for a packet.
 pub struct Tracked {
-    /// The entry, as stored (key in the originator's orientation).
+    /// The entry's key, as stored (canonical).
     pub key: CtKey,
     pub value: *mut CtValue,
     pub table: Table,
@@ -50,18 +50,32 @@ pub struct Tracked {
     pub reply: bool,
 }
 
-/// The key of a packet, in the packet's own orientation.
-#[inline(always)]
-pub fn key_of(flow: &Flow) -> CtKey {
-    CtKey {
-        src: flow.src,
-        dst: flow.dst,
-        sport_be: flow.sport_be,
-        dport_be: flow.dport_be,
-        proto: flow.proto,
-        family: flow.family,
-        reserved: [0; 2],
+impl Tracked {
+    /// The originator's source and destination addresses.
+    #[inline(always)]
+    pub fn origin(&self) -> (&[u8; 16], &[u8; 16]) {
+        // SAFETY: pointer into the map's value, valid for this program run.
+        let flags = unsafe { (*self.value).flags };
+        if flags & CT_FLAG_KEY_REVERSED != 0 {
+            (&self.key.dst, &self.key.src)
+        } else {
+            (&self.key.src, &self.key.dst)
+        }
     }
+}
+
+/// The canonical key of a packet's flow, and whether the packet goes
+/// against the key's orientation.
+#[inline(always)]
+pub fn key_of(flow: &Flow) -> (CtKey, bool) {
+    CtKey::canonical_of(
+        &flow.src,
+        &flow.dst,
+        flow.sport_be,
+        flow.dport_be,
+        flow.proto,
+        flow.family,
+    )
 }
 
 #[inline(always)]
@@ -73,21 +87,10 @@ fn timeout(proto_nr: u8) -> u64 {
     }
 }
 
-/// The live entry of `key` in one tracker, in either orientation: the
-/// stored key, the entry, and whether the packet is a reply.
+/// The live entry of a canonical key in one tracker.
 #[inline(always)]
-fn find_in(
-    map: &LruHashMap<CtKey, CtValue>,
-    key: &CtKey,
-    now: u64,
-) -> Option<(CtKey, *mut CtValue, bool)> {
-    let (stored, value, reply) = if let Some(v) = map.get_ptr_mut(key) {
-        (*key, v, false)
-    } else {
-        let rev = key.reversed();
-        let v = map.get_ptr_mut(&rev)?;
-        (rev, v, true)
-    };
+fn find_in(map: &LruHashMap<CtKey, CtValue>, key: &CtKey, now: u64) -> Option<*mut CtValue> {
+    let value = map.get_ptr_mut(key)?;
     // SAFETY: pointer into the map's value, valid for this program run.
     let last = unsafe { (*value).last_seen_ns };
     if now.wrapping_sub(last) > timeout(key.proto) {
@@ -97,26 +100,24 @@ fn find_in(
         // SAFETY: as above.
         unsafe { (*value).last_seen_ns = now };
     }
-    Some((stored, value, reply))
+    Some(value)
 }
 
-/// Finds the live entry of a packet's flow: established flows first.
+/// Finds the live entry of a packet's flow (canonical `key`, `reversed`
+/// as from [`key_of`]): established flows first.
 #[inline(always)]
-pub fn find(key: &CtKey, now: u64) -> Option<Tracked> {
-    if let Some((key, value, reply)) = find_in(&CONNTRACK, key, now) {
-        return Some(Tracked {
-            key,
-            value,
-            table: Table::Established,
-            reply,
-        });
-    }
-    let (key, value, reply) = find_in(&CONNTRACK_NEW, key, now)?;
+pub fn find(key: &CtKey, reversed: bool, now: u64) -> Option<Tracked> {
+    let (value, table) = match find_in(&CONNTRACK, key, now) {
+        Some(v) => (v, Table::Established),
+        None => (find_in(&CONNTRACK_NEW, key, now)?, Table::New),
+    };
+    // SAFETY: pointer into the map's value, valid for this program run.
+    let stored_reversed = unsafe { (*value).flags } & CT_FLAG_KEY_REVERSED != 0;
     Some(Tracked {
-        key,
+        key: *key,
         value,
-        table: Table::New,
-        reply,
+        table,
+        reply: reversed != stored_reversed,
     })
 }
 
@@ -162,23 +163,27 @@ pub fn related(flow: &Flow, now: u64) -> bool {
     if flow.inner.proto == 0 {
         return false;
     }
-    let key = CtKey {
-        src: flow.inner.src,
-        dst: flow.inner.dst,
-        sport_be: flow.inner.sport_be,
-        dport_be: flow.inner.dport_be,
-        proto: flow.inner.proto,
-        family: flow.family,
-        reserved: [0; 2],
-    };
-    find(&key, now).is_some()
+    let (key, reversed) = CtKey::canonical_of(
+        &flow.inner.src,
+        &flow.inner.dst,
+        flow.inner.sport_be,
+        flow.inner.dport_be,
+        flow.inner.proto,
+        flow.family,
+    );
+    find(&key, reversed, now).is_some()
 }
 
 /// Records a new flow in the new-flow tracker, in the orientation of this
 /// (its first) packet.
 #[inline(never)]
 pub fn create(flow: &Flow, value: &CtValue) {
-    let key = key_of(flow);
+    let (key, reversed) = key_of(flow);
+    let mut value = *value;
+    if reversed {
+        value.flags |= CT_FLAG_KEY_REVERSED;
+    }
+    let value = &value;
     // A full LRU map evicts its oldest entry (a new flow: established ones
     // live in the other map); insertion fails only on memory pressure, and
     // then the flow is simply evaluated again.

@@ -192,8 +192,8 @@ fn decide_packet<P: Packet>(pkt: &P, direction: u8) -> bool {
 /// [`new_flow`] from here would stack both frames).
 #[inline(never)]
 fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
-    let key = ct::key_of(flow);
-    let t = ct::find(&key, ctx.now)?;
+    let (key, reversed) = ct::key_of(flow);
+    let t = ct::find(&key, reversed, ctx.now)?;
     let pass = judge_tracked(ctx, flow, &t);
     if pass {
         ct::advance(&t, flow);
@@ -216,7 +216,8 @@ fn judge_tracked(ctx: &Ctx<'_>, flow: &Flow, t: &ct::Tracked) -> bool {
     // The policy changed since this flow was admitted: ask again, as for the
     // originator's first packet.
     count(Stat::CtReevaluated);
-    let remote = ct::remote_of(&t.key.src, &t.key.dst, entry.origin_dir);
+    let (src, dst) = t.origin();
+    let remote = ct::remote_of(src, dst, entry.origin_dir);
     let q = ctx.query(flow, &remote, entry.origin_dir, entry.policy_port);
     let d = decide(&q);
     if d.allowed {

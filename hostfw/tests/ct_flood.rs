@@ -321,3 +321,58 @@ fn a_resized_tracker_keeps_its_flows_and_counters() {
     assert_eq!(usage.established.evicted, 0, "{usage:?}");
     assert_eq!(after.get(Stat::CtSeeded), 100, "counters carried over");
 }
+
+/// An upgrade from the release with one tracker (no `HFW_CT_NEW` pin, keys
+/// in the originator's orientation): its flows are carried over under
+/// their canonical keys, so a reply still finds its flow.
+#[test]
+fn an_older_trackers_flows_get_canonical_keys() {
+    use aya::maps::HashMap;
+    use hostfw_common::{
+        conntrack::{CT_FLAG_KEY_REVERSED, CtKey, CtValue},
+        names::{MAP_CONNTRACK, MAP_CONNTRACK_NEW},
+    };
+    let mut t = TestDatapath::load();
+    // The originator is 10.9.0.2:40000, the node 10.9.0.1:22: this key is
+    // not canonical (its source side sorts after its destination side).
+    let mut legacy = CtKey {
+        sport_be: 40_000u16.to_be(),
+        dport_be: 22u16.to_be(),
+        proto: proto::TCP,
+        family: hostfw_common::FAMILY_V4,
+        ..CtKey::default()
+    };
+    legacy.src[..4].copy_from_slice(&[10, 9, 0, 2]);
+    legacy.dst[..4].copy_from_slice(&[10, 9, 0, 1]);
+    assert!(legacy.canonical().1, "the test key must not be canonical");
+    let value = CtValue {
+        last_seen_ns: 1,
+        revision: 7,
+        ..CtValue::default()
+    };
+    {
+        let map = t.dp.ebpf_mut().map_mut(MAP_CONNTRACK).expect("HFW_CT");
+        let mut ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map).expect("hash");
+        ct.insert(legacy, value, 0).expect("insert");
+    }
+    std::fs::remove_file(t.pin_root.join(MAP_CONNTRACK_NEW)).expect("unpin HFW_CT_NEW");
+
+    let reloaded = Datapath::load(&LoadOptions {
+        pin_root: t.pin_root.clone(),
+        sizes: TestDatapath::SIZES,
+    })
+    .expect("reload");
+    drop(std::mem::replace(&mut t.dp, reloaded));
+    let map = t.dp.ebpf().map(MAP_CONNTRACK).expect("HFW_CT");
+    let ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map).expect("hash");
+    let entries: Vec<(CtKey, CtValue)> = ct.iter().flatten().collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let (key, v) = entries[0];
+    assert_eq!(key, legacy.reversed(), "stored under its canonical key");
+    assert_eq!(v.flags & CT_FLAG_KEY_REVERSED, CT_FLAG_KEY_REVERSED);
+    assert_eq!(v.revision, 7);
+    assert!(
+        t.pin_root.join(MAP_CONNTRACK_NEW).exists(),
+        "HFW_CT_NEW pinned"
+    );
+}

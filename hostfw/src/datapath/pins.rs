@@ -6,6 +6,10 @@
 //! map afresh at the new size; afterwards the old entries are copied over.
 //! Tracked flows thus survive a resize (as far as they fit), and a restart
 //! with the same sizes touches nothing.
+//!
+//! The tracker of an older release (one `HFW_CT`, no `HFW_CT_NEW`, keys in
+//! the originator's orientation) is converted the same way: its flows are
+//! copied under their canonical keys.
 
 use std::path::Path;
 
@@ -14,7 +18,7 @@ use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray},
 };
 use hostfw_common::{
-    conntrack::{CtKey, CtValue},
+    conntrack::{CT_FLAG_KEY_REVERSED, CtKey, CtValue},
     names::{MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_STATS},
     stats::STAT_COUNT,
 };
@@ -44,6 +48,8 @@ pub(crate) fn set_aside_resized(
     sizes: &MapSizes,
 ) -> Result<Vec<SetAside>, DatapathError> {
     let mut out = Vec::new();
+    let legacy =
+        pin_root.join(MAP_CONNTRACK).exists() && !pin_root.join(MAP_CONNTRACK_NEW).exists();
     for (name, want) in wanted(sizes) {
         let path = pin_root.join(name);
         if !path.exists() {
@@ -54,7 +60,7 @@ pub(crate) fn set_aside_resized(
             .info()
             .map_err(|e| DatapathError::map(name, "read info", e))?
             .max_entries();
-        if old_entries == want {
+        if old_entries == want && !(legacy && name == MAP_CONNTRACK) {
             continue;
         }
         std::fs::remove_file(&path).map_err(|source| DatapathError::PinDir {
@@ -84,8 +90,9 @@ pub(crate) fn migrate(ebpf: &mut Ebpf, set_aside: Vec<SetAside>) -> Result<(), D
             copy_flows(s.name, s.old, new)?
         };
         log::info!(
-            "{}: resized from {} to {new_entries} entries; {copied} entries carried over",
+            "{}: recreated ({} entries, was {}); {copied} entries carried over",
             s.name,
+            new_entries,
             s.old_entries
         );
     }
@@ -113,7 +120,12 @@ fn copy_flows(name: &'static str, old: MapData, new: &mut Map) -> Result<u64, Da
     let mut new: HashMap<&mut MapData, CtKey, CtValue> =
         HashMap::try_from(new).map_err(|e| DatapathError::map(name, "open", e))?;
     let mut copied = 0;
-    for (k, v) in old.iter().flatten() {
+    for (k, mut v) in old.iter().flatten() {
+        // Canonical keys stay as they are; an older release's get theirs.
+        let (k, reversed) = k.canonical();
+        if reversed {
+            v.flags |= CT_FLAG_KEY_REVERSED;
+        }
         if new.insert(k, v, 0).is_ok() {
             copied += 1;
         }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuValues};
 use hostfw_common::{
     DIR_EGRESS, DIR_INGRESS, FAMILY_V4, FAMILY_V6,
-    conntrack::{CT_FLAG_SEEDED, CtKey, CtValue},
+    conntrack::{CT_FLAG_KEY_REVERSED, CT_FLAG_SEEDED, CtKey, CtValue},
     names::{MAP_CONNTRACK, MAP_STATS},
     proto,
     stats::Stat,
@@ -55,13 +55,14 @@ pub fn entry(conn: &TcpConn, inbound: bool, now_ns: u64) -> (CtKey, CtValue) {
         },
         reserved: [0; 2],
     };
+    let (key, reversed) = key.canonical();
     let value = CtValue {
         last_seen_ns: now_ns,
         revision: 0,
         rule_id: 0,
         policy_port: orig_dst.port(),
         origin_dir: if inbound { DIR_INGRESS } else { DIR_EGRESS },
-        flags: CT_FLAG_SEEDED,
+        flags: CT_FLAG_SEEDED | if reversed { CT_FLAG_KEY_REVERSED } else { 0 },
         reserved: 0,
     };
     (key, value)
