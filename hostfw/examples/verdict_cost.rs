@@ -14,8 +14,9 @@
 //! names; mixed: a source a rule names, on a port it does not allow),
 //! `allowed, new flow` (ICMP timestamp, untracked, so that every run is a
 //! full policy decision; port and mixed: the last TCP rule also allows it)
-//! and `allowed, tracked` (a TCP SYN of the last TCP rule; after the first
-//! run, a connection-tracking hit). The rule a packet matches is the last
+//! and `allowed, tracked` (a TCP ACK of an established connection of the
+//! last TCP rule: before measuring, its SYN goes in on ingress and the
+//! SYN-ACK out on egress; then every run is a connection-tracking hit). The rule a packet matches is the last
 //! one, where a linear rule list would look last.
 //!
 //! Run as root: `scripts/bench.sh` (or `cargo run --release --example
@@ -288,6 +289,21 @@ fn packets(kind: Kind, n: u32) -> Vec<Packet> {
     }
 }
 
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// Opens the connection of a tracked packet: its SYN in, the SYN-ACK out.
+fn handshake(dp: &Datapath, syn: &Frame) {
+    let mut f = syn.clone();
+    f.tcp_flags = TCP_SYN;
+    let _ = run_raw(dp, Prog::Xdp, &f.build(), 1);
+    let mut reply = syn.clone();
+    (reply.src, reply.dst) = (syn.dst, syn.src);
+    (reply.sport, reply.dport) = (syn.dport, syn.sport);
+    reply.tcp_flags = TCP_SYN | TCP_ACK;
+    let _ = run_raw(dp, Prog::TcOut, &reply.build(), 1);
+}
+
 /// Median, minimum and maximum.
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -419,7 +435,14 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                 o.apply_runs
             )?;
             for (i, pk) in packets(kind, n).iter().enumerate() {
-                let bytes = pk.frame.build();
+                if pk.key == "allowed_tracked" {
+                    handshake(&dp, &pk.frame);
+                }
+                let mut frame = pk.frame.clone();
+                if pk.key == "allowed_tracked" {
+                    frame.tcp_flags = TCP_ACK;
+                }
+                let bytes = frame.build();
                 let mut cols = Vec::new();
                 for prog in [Prog::Xdp, Prog::TcIn] {
                     let trivial = if prog == Prog::Xdp {
