@@ -1,6 +1,5 @@
 //! Counters and rate-limited verdict events.
 
-use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use hostfw_common::{
     config::GenMeta,
     event::{Event, Reason},
@@ -93,13 +92,14 @@ pub struct Verdict {
     pub reason: Reason,
     pub rule_id: u32,
     pub revision: u32,
+    /// The packet's boot-clock time, read once at entry.
+    pub now: u64,
 }
 
 /// Sends a verdict event if the rate limit allows. A call, for the stack.
 #[inline(never)]
 pub fn emit(flow: &Flow, v: &Verdict) {
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let now = v.now;
     if !take_token(now) {
         count(Stat::EventsLost);
         return;

@@ -55,6 +55,7 @@ impl Ctx<'_> {
                 reason,
                 rule_id,
                 revision: self.meta.revision,
+                now: self.now,
             },
         );
     }
