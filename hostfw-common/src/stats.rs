@@ -43,13 +43,14 @@ pub enum Stat {
     CtPromoted,
     /// Entry removed from the new-flow tracker by a promotion.
     CtNewRemoved,
-    /// Entry added to the established tracker by userspace (seeded from the
-    /// kernel's sockets). Written by userspace, not by the programs.
-    CtSeeded,
+    /// Entry added to the established tracker by userspace: seeded from
+    /// the kernel's sockets, or carried over from an older release's
+    /// tracker. Written by userspace, not by the programs.
+    CtUserspaceAdded,
 }
 
 /// Number of counter slots.
-pub const STAT_COUNT: u32 = Stat::CtSeeded as u32 + 1;
+pub const STAT_COUNT: u32 = Stat::CtUserspaceAdded as u32 + 1;
 
 /// Names for output, in slot order.
 pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
@@ -72,7 +73,7 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
     "ct_new_created",
     "ct_promoted",
     "ct_new_removed",
-    "ct_seeded",
+    "ct_userspace_added",
 ];
 
 /// The metadata marker XDP leaves on packets it passed (`"HFW1"`).

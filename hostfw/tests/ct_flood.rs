@@ -319,7 +319,11 @@ fn a_resized_tracker_keeps_its_flows_and_counters() {
     );
     assert_eq!(usage.established.used, 100, "flows carried over");
     assert_eq!(usage.established.evicted, 0, "{usage:?}");
-    assert_eq!(after.get(Stat::CtSeeded), 100, "counters carried over");
+    assert_eq!(
+        after.get(Stat::CtUserspaceAdded),
+        100,
+        "counters carried over"
+    );
 }
 
 /// An upgrade from the release with one tracker (no `HFW_CT_NEW` pin, keys
@@ -374,5 +378,15 @@ fn an_older_trackers_flows_get_canonical_keys() {
     assert!(
         t.pin_root.join(MAP_CONNTRACK_NEW).exists(),
         "HFW_CT_NEW pinned"
+    );
+    // The carried-over flow is accounted for: not counted as evicted now,
+    // and an eviction later would be counted (no slack from it).
+    let counters = t.dp.counters().expect("stats");
+    let usage = t.dp.conntrack_usage(&counters).expect("usage");
+    assert_eq!(usage.established.used, 1);
+    assert_eq!(
+        counters.get(Stat::CtPromoted) + counters.get(Stat::CtUserspaceAdded),
+        usage.established.used,
+        "every entry of the established tracker is accounted as taken in: {usage:?}"
     );
 }

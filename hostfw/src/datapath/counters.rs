@@ -1,6 +1,9 @@
 //! Reading the datapath's packet counters.
 
-use aya::maps::{HashMap, IterableMap, MapData, PerCpuArray};
+use aya::{
+    Ebpf,
+    maps::{HashMap, IterableMap, MapData, PerCpuArray, PerCpuValues},
+};
 use hostfw_common::{
     conntrack::{CtKey, CtValue},
     names::{MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_RULE_STATS, MAP_STATS},
@@ -45,6 +48,30 @@ impl Datapath {
     }
 }
 
+/// Adds `n` to a counter that userspace keeps, on the first CPU's slot
+/// (readers sum over CPUs).
+pub(crate) fn add_to_stat(ebpf: &mut Ebpf, stat: Stat, n: u64) -> Result<(), DatapathError> {
+    let map = ebpf.map_mut(MAP_STATS).ok_or(DatapathError::Missing {
+        kind: "map",
+        name: MAP_STATS,
+    })?;
+    let mut stats: PerCpuArray<&mut MapData, u64> =
+        PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_STATS, "open", e))?;
+    let index = stat as u32;
+    let mut values: Vec<u64> = stats
+        .get(&index, 0)
+        .map_err(|e| DatapathError::map(MAP_STATS, "read", e))?
+        .to_vec();
+    if let Some(first) = values.first_mut() {
+        *first += n;
+    }
+    let values = PerCpuValues::try_from(values)
+        .map_err(|e| DatapathError::map(MAP_STATS, "write", aya::maps::MapError::IoError(e)))?;
+    stats
+        .set(index, values, 0)
+        .map_err(|e| DatapathError::map(MAP_STATS, "write", e))
+}
+
 impl Datapath {
     /// New-flow decisions per rule of `generation`, for rules `1..=max_rule_id`
     /// (summed over CPUs; zero counts left out).
@@ -81,7 +108,7 @@ impl Datapath {
                 used: est_used,
                 capacity: est_cap,
                 // Entries leave the established tracker only by eviction.
-                evicted: (counters.get(Stat::CtPromoted) + counters.get(Stat::CtSeeded))
+                evicted: (counters.get(Stat::CtPromoted) + counters.get(Stat::CtUserspaceAdded))
                     .saturating_sub(est_used),
             },
             new: TableUsage {

@@ -20,16 +20,20 @@ use aya::{
 use hostfw_common::{
     conntrack::{CT_FLAG_KEY_REVERSED, CtKey, CtValue},
     names::{MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_STATS},
-    stats::STAT_COUNT,
+    stats::{STAT_COUNT, Stat},
 };
 
-use super::{DatapathError, MapSizes};
+use super::{DatapathError, MapSizes, counters::add_to_stat};
 
 /// An old map, unpinned, whose entries go to its successor after the load.
 pub(crate) struct SetAside {
     name: &'static str,
     old: MapData,
     old_entries: u32,
+    new_entries: u32,
+    /// An older release's tracker: its flows were never counted as taken
+    /// in, so the copies are (or its evictions would be under-reported).
+    legacy: bool,
 }
 
 /// The resizable maps and the size this load wants for each.
@@ -60,7 +64,8 @@ pub(crate) fn set_aside_resized(
             .info()
             .map_err(|e| DatapathError::map(name, "read info", e))?
             .max_entries();
-        if old_entries == want && !(legacy && name == MAP_CONNTRACK) {
+        let legacy = legacy && name == MAP_CONNTRACK;
+        if old_entries == want && !legacy {
             continue;
         }
         std::fs::remove_file(&path).map_err(|source| DatapathError::PinDir {
@@ -71,6 +76,8 @@ pub(crate) fn set_aside_resized(
             name,
             old,
             old_entries,
+            new_entries: want,
+            legacy,
         });
     }
     Ok(out)
@@ -83,34 +90,22 @@ pub(crate) fn migrate(ebpf: &mut Ebpf, set_aside: Vec<SetAside>) -> Result<(), D
             kind: "map",
             name: s.name,
         })?;
-        let new_entries = max_entries(new, s.name)?;
         let copied = if s.name == MAP_STATS {
             copy_counters(s.name, s.old, new)?
         } else {
             copy_flows(s.name, s.old, new)?
         };
+        if s.legacy {
+            add_to_stat(ebpf, Stat::CtUserspaceAdded, copied)?;
+        }
         log::info!(
             "{}: recreated ({} entries, was {}); {copied} entries carried over",
             s.name,
-            new_entries,
+            s.new_entries,
             s.old_entries
         );
     }
     Ok(())
-}
-
-/// The size of an object map of a resizable kind.
-fn max_entries(map: &Map, name: &'static str) -> Result<u32, DatapathError> {
-    let (Map::LruHashMap(data) | Map::PerCpuArray(data)) = map else {
-        return Err(DatapathError::Missing {
-            kind: "LRU hash or per-CPU array map",
-            name,
-        });
-    };
-    Ok(data
-        .info()
-        .map_err(|e| DatapathError::map(name, "read info", e))?
-        .max_entries())
 }
 
 /// Copies tracked flows, as many as the new map holds.

@@ -9,11 +9,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{HashMap, MapData};
 use hostfw_common::{
     DIR_EGRESS, DIR_INGRESS, FAMILY_V4, FAMILY_V6,
     conntrack::{CT_FLAG_KEY_REVERSED, CT_FLAG_SEEDED, CtKey, CtValue},
-    names::{MAP_CONNTRACK, MAP_STATS},
+    names::MAP_CONNTRACK,
     proto,
     stats::Stat,
 };
@@ -69,29 +69,6 @@ pub fn entry(conn: &TcpConn, inbound: bool, now_ns: u64) -> (CtKey, CtValue) {
 }
 
 impl Datapath {
-    /// Adds `n` to a packet counter that userspace keeps (on the first
-    /// CPU's slot: readers sum over CPUs).
-    fn add_to_stat(&mut self, stat: Stat, n: u64) -> Result<(), DatapathError> {
-        let map = self.map_mut_named(MAP_STATS)?;
-        let mut stats: PerCpuArray<&mut MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|e| DatapathError::map(MAP_STATS, "open", e))?;
-        let index = stat as u32;
-        let mut values: Vec<u64> = stats
-            .get(&index, 0)
-            .map_err(|e| DatapathError::map(MAP_STATS, "read", e))?
-            .iter()
-            .copied()
-            .collect();
-        if let Some(first) = values.first_mut() {
-            *first += n;
-        }
-        let values = PerCpuValues::try_from(values)
-            .map_err(|e| DatapathError::map(MAP_STATS, "write", aya::maps::MapError::IoError(e)))?;
-        stats
-            .set(index, values, 0)
-            .map_err(|e| DatapathError::map(MAP_STATS, "write", e))
-    }
-
     /// Adds an entry for every established connection that has none yet.
     /// Returns how many were added.
     pub fn seed_conntrack(
@@ -112,7 +89,7 @@ impl Datapath {
                 added += 1;
             }
         }
-        self.add_to_stat(Stat::CtSeeded, added as u64)?;
+        super::counters::add_to_stat(self.ebpf_mut(), Stat::CtUserspaceAdded, added as u64)?;
         Ok(added)
     }
 }
