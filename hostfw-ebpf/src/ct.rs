@@ -1,4 +1,5 @@
-//! Connection tracking: lookups in both orientations, creation, refresh.
+//! Connection tracking: one lookup per tracker under the flow's canonical
+//! key, creation, promotion, refresh.
 //!
 //! Two LRU maps, as nf_conntrack's "assured" flag: a new flow goes to
 //! `HFW_CT_NEW`; once its peer answered and its originator spoke again
@@ -41,16 +42,16 @@ pub enum Table {
 }
 
 /// A tracked flow found for a packet.
-pub struct Tracked {
+pub struct Tracked<'k> {
     /// The entry's key, as stored (canonical).
-    pub key: CtKey,
+    pub key: &'k CtKey,
     pub value: *mut CtValue,
     pub table: Table,
     /// The packet goes the other way from the originator's.
     pub reply: bool,
 }
 
-impl Tracked {
+impl Tracked<'_> {
     /// The originator's source and destination addresses.
     #[inline(always)]
     pub fn origin(&self) -> (&[u8; 16], &[u8; 16]) {
@@ -106,7 +107,7 @@ fn find_in(map: &LruHashMap<CtKey, CtValue>, key: &CtKey, now: u64) -> Option<*m
 /// Finds the live entry of a packet's flow (canonical `key`, `reversed`
 /// as from [`key_of`]): established flows first.
 #[inline(always)]
-pub fn find(key: &CtKey, reversed: bool, now: u64) -> Option<Tracked> {
+pub fn find(key: &CtKey, reversed: bool, now: u64) -> Option<Tracked<'_>> {
     let (value, table) = match find_in(&CONNTRACK, key, now) {
         Some(v) => (v, Table::Established),
         None => (find_in(&CONNTRACK_NEW, key, now)?, Table::New),
@@ -114,7 +115,7 @@ pub fn find(key: &CtKey, reversed: bool, now: u64) -> Option<Tracked> {
     // SAFETY: pointer into the map's value, valid for this program run.
     let stored_reversed = unsafe { (*value).flags } & CT_FLAG_KEY_REVERSED != 0;
     Some(Tracked {
-        key: *key,
+        key,
         value,
         table,
         reply: reversed != stored_reversed,
@@ -125,7 +126,7 @@ pub fn find(key: &CtKey, reversed: bool, now: u64) -> Option<Tracked> {
 /// answered; the originator's next packet after that (TCP: without SYN)
 /// establishes it. Cut flows stay where they are.
 #[inline(always)]
-pub fn advance(t: &Tracked, flow: &Flow) {
+pub fn advance(t: &Tracked<'_>, flow: &Flow) {
     // SAFETY: pointer into the map's value, valid for this program run.
     let entry = unsafe { &mut *t.value };
     if t.table != Table::New || entry.flags & CT_FLAG_DENIED != 0 {
@@ -136,7 +137,7 @@ pub fn advance(t: &Tracked, flow: &Flow) {
     } else if entry.flags & CT_FLAG_SEEN_REPLY != 0
         && (flow.proto != proto::TCP || flow.tcp_flags & TCP_SYN == 0)
     {
-        promote(&t.key, entry);
+        promote(t.key, entry);
     }
 }
 
@@ -183,18 +184,17 @@ pub fn create(flow: &Flow, value: &CtValue) {
     if reversed {
         value.flags |= CT_FLAG_KEY_REVERSED;
     }
-    let value = &value;
     // A full LRU map evicts its oldest entry (a new flow: established ones
     // live in the other map); insertion fails only on memory pressure, and
     // then the flow is simply evaluated again.
     if CONNTRACK_NEW
-        .insert(&key, value, BPF_NOEXIST as u64)
+        .insert(&key, &value, BPF_NOEXIST as u64)
         .is_ok()
     {
         count(Stat::CtNewCreated);
     } else {
         // A stale entry of the same flow: replaced.
-        let _ = CONNTRACK_NEW.insert(&key, value, BPF_ANY as u64);
+        let _ = CONNTRACK_NEW.insert(&key, &value, BPF_ANY as u64);
     }
 }
 

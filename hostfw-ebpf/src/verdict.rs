@@ -204,7 +204,7 @@ fn tracked(ctx: &Ctx<'_>, flow: &Flow) -> Option<bool> {
 
 /// Whether a packet of a tracked flow passes.
 #[inline(always)]
-fn judge_tracked(ctx: &Ctx<'_>, flow: &Flow, t: &ct::Tracked) -> bool {
+fn judge_tracked(ctx: &Ctx<'_>, flow: &Flow, t: &ct::Tracked<'_>) -> bool {
     // SAFETY: pointer into the map value, valid during this run.
     let entry = unsafe { &mut *t.value };
     if entry.revision == ctx.meta.revision {

@@ -16,8 +16,9 @@
 //! full policy decision; port and mixed: the last TCP rule also allows it)
 //! and `allowed, tracked` (a TCP ACK of an established connection of the
 //! last TCP rule: before measuring, its SYN goes in on ingress and the
-//! SYN-ACK out on egress; then every run is a connection-tracking hit). The rule a packet matches is the last
-//! one, where a linear rule list would look last.
+//! SYN-ACK out on egress; then every run is a connection-tracking hit).
+//! The rule a packet matches is the last one, where a linear rule list
+//! would look last.
 //!
 //! Run as root: `scripts/bench.sh` (or `cargo run --release --example
 //! verdict_cost -- [REPEAT] [--runs N] [--apply-runs N] [--kinds cidr,port,mixed]
@@ -435,11 +436,9 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                 o.apply_runs
             )?;
             for (i, pk) in packets(kind, n).iter().enumerate() {
-                if pk.key == "allowed_tracked" {
-                    handshake(&dp, &pk.frame);
-                }
                 let mut frame = pk.frame.clone();
                 if pk.key == "allowed_tracked" {
+                    handshake(&dp, &pk.frame);
                     frame.tcp_flags = TCP_ACK;
                 }
                 let bytes = frame.build();

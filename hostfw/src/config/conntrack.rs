@@ -14,23 +14,15 @@ pub const MAX_ENTRIES: u32 = 1 << 24;
 
 /// `[conntrack]`.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Conntrack {
     /// Established flows (answered, and confirmed by their originator).
     /// New flows never evict them.
-    #[serde(default = "default_established", deserialize_with = "established")]
+    #[serde(deserialize_with = "established")]
     pub established: u32,
     /// New flows, not answered yet: what a flood of spoofed SYNs fills.
-    #[serde(default = "default_new", deserialize_with = "new")]
+    #[serde(deserialize_with = "new")]
     pub new: u32,
-}
-
-fn default_established() -> u32 {
-    DEFAULT_CT_ESTABLISHED
-}
-
-fn default_new() -> u32 {
-    DEFAULT_CT_NEW
 }
 
 impl Default for Conntrack {

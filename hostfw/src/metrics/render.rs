@@ -166,28 +166,31 @@ pub fn render(s: &Snapshot) -> String {
         ("established", &s.conntrack.established),
         ("new", &s.conntrack.new),
     ];
-    let families = [
+    type Field = fn(&crate::datapath::counters::TableUsage) -> u64;
+    let families: [(&str, Kind, &str, Field); 3] = [
         (
             "hostfw_conntrack_entries",
             Kind::Gauge,
             "Connections tracked, by table.",
+            |u| u.used,
         ),
         (
             "hostfw_conntrack_capacity",
             Kind::Gauge,
             "Size of the connection tracker, by table.",
+            |u| u.capacity,
         ),
         (
             "hostfw_conntrack_evictions_total",
             Kind::Counter,
             "Tracked connections evicted to make room, by table.",
+            |u| u.evicted,
         ),
     ];
-    for (i, (name, kind, help)) in families.into_iter().enumerate() {
+    for (name, kind, help, field) in families {
         out.family(name, kind, help);
         for (table, u) in tables {
-            let value = [u.used, u.capacity, u.evicted][i];
-            out.sample(name, &[("table", table)], value);
+            out.sample(name, &[("table", table)], field(u));
         }
     }
 
