@@ -394,9 +394,11 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
     let trivial_tc = rawbpf::one_lookup(rawbpf::BPF_PROG_TYPE_SCHED_CLS, -1)?;
     // (kind family packet prog, rules, ns, x trivial), for the summary.
     let mut points: Vec<(String, u32, f64, f64)> = Vec::new();
+    let mut apply_goals: Vec<ApplyPoint> = Vec::new();
     let mut apply_csv = String::from(
         "kind,rules,compile_ms,compile_min,compile_max,apply_ms,apply_min,apply_max,\
-         total_ms,total_min,total_max,map_entries,runs\n",
+         total_ms,total_min,total_max,map_entries,runs,same_ms,same_max,same_entries,\
+         change_ms,change_max,change_total_ms,change_entries\n",
     );
     println!(
         "ns per packet, BPF_PROG_TEST_RUN x {}, median (min-max) of {} runs; \
@@ -412,8 +414,29 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
         for &n in &o.sizes {
             let rs = rules(kind, n);
             let (mut compile_ms, mut apply_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
-            let mut entries = 0;
+            let (mut same_ms, mut change_ms, mut change_total_ms) =
+                (Vec::new(), Vec::new(), Vec::new());
+            let (mut entries, mut same_changes, mut change_changes) = (0, 0, 0);
+            // Empty policies of both modes: both slots then hold no entry,
+            // and the full apply below writes every entry.
+            let empty = |mode| {
+                mapstate::compile(&RuleSet {
+                    mode,
+                    rules: Vec::new(),
+                    ..rs.clone()
+                })
+            };
+            let (empty_audit, empty_enforce) = (empty(Mode::Audit)?, empty(Mode::Enforce)?);
+            // One rule fewer, two ways: neither is one the packets need.
+            let without = |index: usize| {
+                let mut r = rs.clone();
+                r.rules.remove(index);
+                r
+            };
+            let (minus1, minus2) = (without(1), without(2));
             for _ in 0..o.apply_runs {
+                dp.apply(&empty_audit, Switch::Confirmed)?;
+                dp.apply(&empty_enforce, Switch::Confirmed)?;
                 let start = Instant::now();
                 let state = mapstate::compile(&rs)?;
                 let compiled = start.elapsed();
@@ -424,14 +447,45 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                 compile_ms.push(compiled.as_secs_f64() * 1e3);
                 apply_ms.push((total - compiled).as_secs_f64() * 1e3);
                 total_ms.push(total.as_secs_f64() * 1e3);
+                // The same policy again.
+                let start = Instant::now();
+                same_changes = dp.apply(&state, Switch::Confirmed)?.changes;
+                same_ms.push(start.elapsed().as_secs_f64() * 1e3);
+                // A one-rule change, once both slots hold a recent policy.
+                dp.apply(&mapstate::compile(&minus1)?, Switch::Confirmed)?;
+                let start = Instant::now();
+                let changed = mapstate::compile(&minus2)?;
+                let compiled = start.elapsed();
+                change_changes = dp.apply(&changed, Switch::Confirmed)?.changes;
+                let total = start.elapsed();
+                change_ms.push((total - compiled).as_secs_f64() * 1e3);
+                change_total_ms.push(total.as_secs_f64() * 1e3);
+                // Back to the measured policy for the packets.
+                dp.apply(&state, Switch::Confirmed)?;
             }
+            let (same, _, same_max) = stats(same_ms);
+            let (change, _, change_max) = stats(change_ms);
+            let (change_total, _, _) = stats(change_total_ms);
+            apply_goals.push(ApplyPoint {
+                kind: kind.name(),
+                rules: n,
+                total_ms: 0.0,
+                change_ms: change,
+                change_total_ms: change_total,
+                change_entries: change_changes,
+                same_entries: same_changes,
+            });
             let (c, cmin, cmax) = stats(compile_ms);
             let (a, amin, amax) = stats(apply_ms);
             let (t, tmin, tmax) = stats(total_ms);
+            if let Some(p) = apply_goals.last_mut() {
+                p.total_ms = t;
+            }
             writeln!(
                 apply_csv,
                 "{},{n},{c:.2},{cmin:.2},{cmax:.2},{a:.2},{amin:.2},{amax:.2},\
-                 {t:.2},{tmin:.2},{tmax:.2},{entries},{}",
+                 {t:.2},{tmin:.2},{tmax:.2},{entries},{},{same:.2},{same_max:.2},{same_changes},\
+                 {change:.2},{change_max:.2},{change_total:.2},{change_changes}",
                 kind.name(),
                 o.apply_runs
             )?;
@@ -528,10 +582,67 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
             );
         }
     }
+    print_apply_goals(&apply_goals);
     if let Some(dir) = &o.out {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("verdict_cost.csv"), cost_csv)?;
         std::fs::write(dir.join("apply.csv"), apply_csv)?;
     }
     Ok(())
+}
+
+/// One kind and size's control-plane figures, for the goals.
+struct ApplyPoint {
+    kind: &'static str,
+    rules: u32,
+    /// Compile and apply of the whole policy into empty slots (median).
+    total_ms: f64,
+    /// Apply (no compile) of a one-rule change (median).
+    change_ms: f64,
+    /// The same with the compile of the whole changed policy.
+    change_total_ms: f64,
+    /// Map entries the one-rule change wrote or removed.
+    change_entries: usize,
+    /// Map entries an unchanged re-apply wrote or removed.
+    same_entries: usize,
+}
+
+fn print_apply_goals(points: &[ApplyPoint]) {
+    let mark = |ok: bool| if ok { "MET" } else { "NOT MET" };
+    println!("\ncontrol plane, median over the runs, worst kind:");
+    for (rules, want) in [(10_000, 20.0), (100_000, 200.0)] {
+        let worst = points
+            .iter()
+            .filter(|p| p.rules == rules)
+            .max_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
+        if let Some(p) = worst {
+            println!(
+                "goal: compile + apply of {rules} rules <= {want} ms: {:.1} ms ({}): {}",
+                p.total_ms,
+                p.kind,
+                mark(p.total_ms <= want)
+            );
+        }
+    }
+    let big = points.iter().map(|p| p.rules).max().unwrap_or(0);
+    if let Some(p) = points
+        .iter()
+        .filter(|p| p.rules == big)
+        .max_by(|a, b| a.change_ms.total_cmp(&b.change_ms))
+    {
+        println!(
+            "goal: a one-rule change at {big} rules <= 5 ms: apply {:.2} ms, {} entries \
+             ({}; with the compile of the whole policy {:.1} ms): {}",
+            p.change_ms,
+            p.change_entries,
+            p.kind,
+            p.change_total_ms,
+            mark(big >= 100_000 && p.change_ms <= 5.0)
+        );
+    }
+    let most = points.iter().map(|p| p.same_entries).max().unwrap_or(0);
+    println!(
+        "goal: re-applying an unchanged policy writes no map entry: at most {most} entries: {}",
+        mark(most == 0)
+    );
 }
