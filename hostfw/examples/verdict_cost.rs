@@ -452,16 +452,22 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
                 same_changes = dp.apply(&state, Switch::Confirmed)?.changes;
                 same_ms.push(start.elapsed().as_secs_f64() * 1e3);
                 // A one-rule change, once both slots hold a recent policy.
-                dp.apply(&mapstate::compile(&minus1)?, Switch::Confirmed)?;
+                // Compiled as the daemon does: after the policy in force.
+                let first = mapstate::compile_after(&minus1, dp.enforced_state()?)?;
+                dp.apply(&first, Switch::Confirmed)?;
+                // A slot is written again only GRACE after packets stopped
+                // reading it; people do not change policies faster.
+                std::thread::sleep(hostfw::datapath::writer::GRACE);
                 let start = Instant::now();
-                let changed = mapstate::compile(&minus2)?;
+                let changed = mapstate::compile_after(&minus2, dp.enforced_state()?)?;
                 let compiled = start.elapsed();
                 change_changes = dp.apply(&changed, Switch::Confirmed)?.changes;
                 let total = start.elapsed();
                 change_ms.push((total - compiled).as_secs_f64() * 1e3);
                 change_total_ms.push(total.as_secs_f64() * 1e3);
                 // Back to the measured policy for the packets.
-                dp.apply(&state, Switch::Confirmed)?;
+                let back = mapstate::compile_after(&rs, dp.enforced_state()?)?;
+                dp.apply(&back, Switch::Confirmed)?;
             }
             let (same, _, same_max) = stats(same_ms);
             let (change, _, change_max) = stats(change_ms);

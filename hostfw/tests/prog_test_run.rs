@@ -743,10 +743,13 @@ fn a_second_loader_adopts_the_pinned_maps_and_their_policy() {
     let SlotState::Confirmed { generation } = again.slot_state().expect("state") else {
         panic!("not confirmed");
     };
+    // The slot left behind keeps the previous policy, out of force, for the
+    // next write to diff against.
     let old = again.read_generation(1 - generation).expect("read");
+    let previous = mapstate::compile(&policy(Mode::Enforce)).expect("compiles");
     assert!(
-        old.policy.is_empty() && old.ident_v4.is_empty(),
-        "the old generation was cleared"
+        old.same_entries(&previous),
+        "the old generation holds the previous policy"
     );
     assert_eq!(
         again.read_generation(generation).expect("read").policy,

@@ -302,7 +302,12 @@ impl Service {
         if let Preflight::Check(caller) = check {
             preflight::check(&lowered.rules, caller).map_err(Refused)?;
         }
-        let state = mapstate::compile(&lowered.rules).map_err(|e| Refused(e.to_string()))?;
+        let previous = self
+            .dp
+            .enforced_state()
+            .map_err(|e| Refused(e.to_string()))?;
+        let state = mapstate::compile_after(&lowered.rules, previous)
+            .map_err(|e| Refused(e.to_string()))?;
         let record = trial.map(|d| TrialRecord::new(snap.clone(), d));
         // Save first: a change that cannot be saved is not made.
         let saved = match &record {

@@ -8,6 +8,7 @@
 //!   inactive generation and switches to it with one map write.
 
 pub mod attach;
+pub mod batch;
 pub mod bpffs;
 pub mod counters;
 mod error;
@@ -99,6 +100,10 @@ pub struct Datapath {
     /// Each generation's entries as last written here, with the revision
     /// they were written under: writes then need no read-back.
     slots: [Option<(u32, crate::mapstate::MapState)>; 2],
+    /// When each generation stopped being the one the config word selects,
+    /// as switched by this loader: packets that read the config word just
+    /// before may still be reading it for [`writer::GRACE`].
+    retired: [Option<std::time::Instant>; 2],
 }
 
 impl Datapath {
@@ -140,6 +145,7 @@ impl Datapath {
             sizes: s,
             pin_links: None,
             slots: [None, None],
+            retired: [None, None],
         })
     }
 

@@ -5,10 +5,12 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr},
 };
 
+use std::os::fd::{AsFd, BorrowedFd};
+
 use aya::{
     Pod,
     maps::{
-        Array, HashMap, MapData,
+        Array, HashMap, Map, MapData,
         lpm_trie::{Key, LpmTrie},
     },
 };
@@ -25,7 +27,7 @@ use hostfw_common::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use super::{Datapath, DatapathError};
+use super::{Datapath, DatapathError, batch};
 use crate::mapstate::{MapChanges, MapDiff, MapState, PolicyEntry, ident_key_v4, ident_key_v6};
 
 impl Datapath {
@@ -161,12 +163,6 @@ impl Datapath {
         self.slots[i] = Some((revision, new.clone()));
         Ok(diff.upserts() + diff.removals())
     }
-
-    /// Removes every entry of `generation` and marks it unwritten.
-    pub(crate) fn clear_generation(&mut self, generation: u32) -> Result<(), DatapathError> {
-        self.write_state(generation, &MapState::default())?;
-        self.set_gen_meta(generation, GenMeta::default())
-    }
 }
 
 fn slot_index(generation: u32) -> usize {
@@ -190,41 +186,68 @@ fn split<E: Copy, V: Copy>(
     (yes, no)
 }
 
+/// The descriptor of a hash map or trie, once `check` has accepted its key
+/// and value types (aya's typed wrappers compare them with the map's).
+fn checked_fd<'a>(
+    dp: &'a Datapath,
+    name: &'static str,
+    check: impl FnOnce(&'a Map) -> Result<(), aya::maps::MapError>,
+) -> Result<BorrowedFd<'a>, DatapathError> {
+    let map = dp.map_named(name)?;
+    check(map).map_err(|e| DatapathError::map(name, "open", e))?;
+    match map {
+        Map::HashMap(d) | Map::LpmTrie(d) => Ok(d.fd().as_fd()),
+        _ => Err(DatapathError::map(
+            name,
+            "open",
+            aya::maps::MapError::InvalidName {
+                name: name.to_owned(),
+            },
+        )),
+    }
+}
+
+fn hash_fd<'a, K: Pod, V: Pod>(
+    dp: &'a Datapath,
+    name: &'static str,
+) -> Result<BorrowedFd<'a>, DatapathError> {
+    checked_fd(dp, name, |m| {
+        HashMap::<&MapData, K, V>::try_from(m).map(drop)
+    })
+}
+
+fn trie_fd<'a, K: Pod, V: Pod>(
+    dp: &'a Datapath,
+    name: &'static str,
+) -> Result<BorrowedFd<'a>, DatapathError> {
+    checked_fd(dp, name, |m| {
+        LpmTrie::<&MapData, K, V>::try_from(m).map(drop)
+    })
+}
+
+fn batch_err(name: &'static str, action: &'static str, e: batch::BatchError) -> DatapathError {
+    DatapathError::map(
+        name,
+        action,
+        aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_batch",
+            io_error: e.source,
+        }),
+    )
+}
+
 /// The entries of one hash map that `entry` accepts.
 fn read_hash<K: Pod, V: Pod, E: Ord>(
     dp: &Datapath,
     name: &'static str,
     entry: impl Fn(&K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
-    let map: HashMap<&MapData, K, V> =
-        HashMap::try_from(dp.map_named(name)?).map_err(|e| DatapathError::map(name, "open", e))?;
-    let mut out = BTreeMap::new();
-    for item in map.iter() {
-        let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
-        if let Some(e) = entry(&k) {
-            out.insert(e, v);
-        }
-    }
-    Ok(out)
-}
-
-/// Applies one hash map's changes, removals first.
-fn write_hash<K: Pod, V: Pod, E>(
-    dp: &mut Datapath,
-    name: &'static str,
-    changes: &MapChanges<E, V>,
-    key: impl Fn(&E) -> K,
-) -> Result<(), DatapathError> {
-    let mut map: HashMap<&mut MapData, K, V> = HashMap::try_from(dp.map_mut_named(name)?)
-        .map_err(|e| DatapathError::map(name, "open", e))?;
-    for e in &changes.removals {
-        ignore_missing(map.remove(&key(e)), name)?;
-    }
-    for (e, v) in &changes.upserts {
-        map.insert(key(e), v, 0)
-            .map_err(|err| DatapathError::map(name, "insert", err))?;
-    }
-    Ok(())
+    let all = batch::lookup_all::<K, V>(hash_fd::<K, V>(dp, name)?)
+        .map_err(|e| batch_err(name, "read", e))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(k, v)| Some((entry(&k)?, v)))
+        .collect())
 }
 
 /// The entries of one LPM trie that `entry` accepts (it returns `None` for
@@ -234,16 +257,36 @@ fn read_trie<K: Pod, V: Pod, E: Ord>(
     name: &'static str,
     entry: impl Fn(u32, &K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
-    let trie: LpmTrie<&MapData, K, V> =
-        LpmTrie::try_from(dp.map_named(name)?).map_err(|e| DatapathError::map(name, "open", e))?;
-    let mut out = BTreeMap::new();
-    for item in trie.iter() {
-        let (k, v) = item.map_err(|e| DatapathError::map(name, "iterate", e))?;
-        if let Some(e) = entry(k.prefix_len(), &k.data()) {
-            out.insert(e, v);
-        }
-    }
-    Ok(out)
+    let all = batch::lookup_all::<Key<K>, V>(trie_fd::<K, V>(dp, name)?)
+        .map_err(|e| batch_err(name, "read", e))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(k, v)| Some((entry(k.prefix_len(), &k.data())?, v)))
+        .collect())
+}
+
+/// Applies one map's changes in two calls: removals, then upserts.
+fn write_batch<K: Pod, V: Pod, E>(
+    fd: BorrowedFd<'_>,
+    name: &'static str,
+    changes: &MapChanges<E, V>,
+    key: impl Fn(&E) -> K,
+) -> Result<(), DatapathError> {
+    let gone: Vec<K> = changes.removals.iter().map(&key).collect();
+    batch::delete(fd, &gone).map_err(|e| batch_err(name, "remove", e))?;
+    let keys: Vec<K> = changes.upserts.iter().map(|(e, _)| key(e)).collect();
+    let values: Vec<V> = changes.upserts.iter().map(|&(_, v)| v).collect();
+    batch::update(fd, &keys, &values).map_err(|e| batch_err(name, "insert", e))
+}
+
+/// Applies one hash map's changes, removals first.
+fn write_hash<K: Pod, V: Pod, E>(
+    dp: &mut Datapath,
+    name: &'static str,
+    changes: &MapChanges<E, V>,
+    key: impl Fn(&E) -> K,
+) -> Result<(), DatapathError> {
+    write_batch(hash_fd::<K, V>(dp, name)?, name, changes, key)
 }
 
 /// Applies one trie's changes, removals first.
@@ -253,31 +296,12 @@ fn write_trie<K: Pod, V: Pod, E>(
     changes: &MapChanges<E, V>,
     key: impl Fn(&E) -> Key<K>,
 ) -> Result<(), DatapathError> {
-    let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(dp.map_mut_named(name)?)
-        .map_err(|e| DatapathError::map(name, "open", e))?;
-    for e in &changes.removals {
-        ignore_missing(trie.remove(&key(e)), name)?;
-    }
-    for (e, v) in &changes.upserts {
-        trie.insert(&key(e), v, 0)
-            .map_err(|err| DatapathError::map(name, "insert", err))?;
-    }
-    Ok(())
+    write_batch(trie_fd::<K, V>(dp, name)?, name, changes, key)
 }
 
 /// The address prefix length of an identity key's prefix length.
 fn ident_bits(prefix_len: u32) -> Option<u8> {
     u8::try_from(prefix_len.checked_sub(IDENT_PREFIX_GEN)?).ok()
-}
-
-fn ignore_missing(
-    r: Result<(), aya::maps::MapError>,
-    map: &'static str,
-) -> Result<(), DatapathError> {
-    match r {
-        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(e) => Err(DatapathError::map(map, "remove", e)),
-    }
 }
 
 /// The policy entry a stored key stands for.

@@ -1,9 +1,12 @@
 //! Atomic policy switches through the generation slots.
 //!
 //! The new policy is written into the slot that is neither active nor the
-//! fallback, then the config word is switched with one map write. After a
-//! confirmed switch the old slot is cleared, once in-flight packets that
-//! read the old config word are done ([`GRACE`]).
+//! fallback, then the config word is switched with one map write. The slot
+//! left behind keeps its entries: the next policy is written into it as a
+//! difference, so a small change writes few entries and an unchanged policy
+//! none. A slot is written only once packets that read the config word
+//! before it was switched away from are done ([`GRACE`]); the daemon waits
+//! only when two switches come that close together.
 //!
 //! A trial keeps the confirmed slot as the fallback and arms a deadline in
 //! the config word: past it, the datapath itself uses the fallback.
@@ -16,8 +19,8 @@ use super::{Datapath, DatapathError, boot_ns};
 use crate::mapstate::MapState;
 
 /// Time given to packets that read the previous config word before the
-/// slot they may be looking at is cleared. BPF programs run to completion
-/// in microseconds; this is generous.
+/// slot they may be looking at is written again. BPF programs run to
+/// completion in microseconds; this is generous.
 pub const GRACE: Duration = Duration::from_millis(20);
 
 /// How to switch to a new policy.
@@ -101,29 +104,47 @@ impl Datapath {
     }
 
     /// Writes `state` and switches to it. Nothing in force changes if this
-    /// fails before the switch (a capacity error, say).
+    /// fails before the switch (a capacity error, say). A confirmed policy
+    /// whose entries and settings are those in force is left as it is: no
+    /// write, same revision.
     pub fn apply(&mut self, state: &MapState, switch: Switch) -> Result<Applied, DatapathError> {
         let start = Instant::now();
+        let slot_state = self.slot_state()?;
+        if let (Switch::Confirmed, SlotState::Confirmed { generation }) = (switch, slot_state) {
+            let meta = self.gen_meta(generation)?;
+            let same_meta = state.meta.gen_meta(meta.revision, meta.rule_stats_base) == meta;
+            if same_meta && self.slot(generation)?.same_entries(state) {
+                return Ok(Applied {
+                    generation,
+                    revision: meta.revision,
+                    changes: 0,
+                    took: start.elapsed(),
+                });
+            }
+        }
         // A pending trial is reverted first: a new policy replaces it.
-        let confirmed = match self.slot_state()? {
-            SlotState::Empty => None,
-            SlotState::Confirmed { generation } => Some(generation),
+        let (active, confirmed) = match slot_state {
+            SlotState::Empty => (self.config()?.active(), None),
+            SlotState::Confirmed { generation } => (generation, Some(generation)),
             SlotState::Trial {
                 trial, confirmed, ..
+            } => {
+                self.switch_to(Config::confirmed(confirmed), trial)?;
+                (confirmed, Some(confirmed))
             }
-            | SlotState::Expired { trial, confirmed } => {
+            // The kernel left the trial at its deadline, long enough ago.
+            SlotState::Expired { confirmed, .. } => {
                 self.set_config(Config::confirmed(confirmed))?;
-                std::thread::sleep(GRACE);
-                self.clear_generation(trial)?;
-                Some(confirmed)
+                (confirmed, Some(confirmed))
             }
         };
-        let target = confirmed.map_or(0, |c| 1 - c);
+        let target = 1 - active;
         let kept = match confirmed {
             Some(c) => self.slot(c)?.counts(),
             None => MapState::default().counts(),
         };
         state.check_fits(&kept, &self.capacity())?;
+        self.wait_retired(target);
         let changes = self.write_state(target, state)?;
         let revision = (0..GENERATIONS)
             .map(|g| self.gen_meta(g).map(|m| m.revision))
@@ -140,19 +161,13 @@ impl Datapath {
                 .gen_meta(revision, target * self.sizes().rule_ids),
         )?;
         match switch {
-            Switch::Confirmed => {
-                self.set_config(Config::confirmed(target))?;
-                if let Some(old) = confirmed {
-                    std::thread::sleep(GRACE);
-                    self.clear_generation(old)?;
-                }
-            }
+            Switch::Confirmed => self.switch_to(Config::confirmed(target), active)?,
             Switch::Trial { duration } => {
                 let deadline_ms = (boot_ns()? + duration_ns(duration)) / 1_000_000;
-                // With nothing confirmed yet, the fallback is the empty slot:
-                // the trial reverts to no filtering at all.
-                let fallback = confirmed.unwrap_or(1 - target);
-                self.set_config(Config::trial(target, fallback, deadline_ms))?;
+                // With nothing confirmed yet, the fallback is the slot in
+                // force, which was never written: the trial reverts to no
+                // filtering at all.
+                self.switch_to(Config::trial(target, active, deadline_ms), active)?;
             }
         }
         Ok(Applied {
@@ -163,17 +178,26 @@ impl Datapath {
         })
     }
 
+    /// The policy the next one is compiled after
+    /// ([`crate::mapstate::compile_after`]), for its identity numbers: the
+    /// confirmed one (a pending trial is replaced by the next apply), or
+    /// none.
+    pub fn enforced_state(&mut self) -> Result<Option<&MapState>, DatapathError> {
+        let generation = match self.slot_state()? {
+            SlotState::Empty => return Ok(None),
+            SlotState::Confirmed { generation } => generation,
+            SlotState::Trial { confirmed, .. } | SlotState::Expired { confirmed, .. } => confirmed,
+        };
+        self.slot(generation).map(Some)
+    }
+
     /// Makes a pending trial the confirmed policy.
     pub fn confirm(&mut self) -> Result<bool, DatapathError> {
         match self.slot_state()? {
             SlotState::Trial {
                 trial, confirmed, ..
             } => {
-                self.set_config(Config::confirmed(trial))?;
-                if confirmed != trial {
-                    std::thread::sleep(GRACE);
-                    self.clear_generation(confirmed)?;
-                }
+                self.switch_to(Config::confirmed(trial), confirmed)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -185,16 +209,37 @@ impl Datapath {
         match self.slot_state()? {
             SlotState::Trial {
                 trial, confirmed, ..
+            } => {
+                self.switch_to(Config::confirmed(confirmed), trial)?;
+                Ok(true)
             }
-            | SlotState::Expired { trial, confirmed } => {
+            SlotState::Expired { confirmed, .. } => {
                 self.set_config(Config::confirmed(confirmed))?;
-                if confirmed != trial {
-                    std::thread::sleep(GRACE);
-                    self.clear_generation(trial)?;
-                }
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+
+    /// Writes the config word; `left` is the slot packets stop reading
+    /// (unless `cfg` still names it as a trial's fallback).
+    fn switch_to(&mut self, cfg: Config, left: u32) -> Result<(), DatapathError> {
+        self.set_config(cfg)?;
+        if cfg.active() != left {
+            self.retired[usize::from(left & 1 == 1)] = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Waits until packets that may still read `generation`, because they
+    /// read the config word just before it was switched away from, are done.
+    /// No wait unless that switch was less than [`GRACE`] ago.
+    fn wait_retired(&mut self, generation: u32) {
+        if let Some(at) = self.retired[usize::from(generation & 1 == 1)].take() {
+            let left = GRACE.saturating_sub(at.elapsed());
+            if !left.is_zero() {
+                std::thread::sleep(left);
+            }
         }
     }
 

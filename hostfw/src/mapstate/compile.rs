@@ -75,6 +75,19 @@ type Group = Vec<(PolicyEntry, PolicyValue)>;
 /// # Errors
 /// An invalid rule set: see [`CompileError`].
 pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
+    compile_after(rules, None)
+}
+
+/// [`compile`], keeping the identity numbers of `previous` (the policy in
+/// force) where the same address classes remain: a change to a few rules
+/// then changes few map entries instead of renumbering every identity.
+///
+/// # Errors
+/// An invalid rule set: see [`CompileError`].
+pub fn compile_after(
+    rules: &RuleSet,
+    previous: Option<&MapState>,
+) -> Result<MapState, CompileError> {
     // In id order, so that the result does not depend on the rules' order.
     let mut sorted: Vec<&Rule> = rules.rules.iter().collect();
     sorted.sort_unstable_by_key(|r| r.id);
@@ -121,7 +134,12 @@ pub fn compile(rules: &RuleSet) -> Result<MapState, CompileError> {
     }
     settle(&mut any);
 
-    let ids = identities::assign(&selectors).map_err(|_| CompileError::TooManyIdentities)?;
+    let previous = previous.map(|p| identities::Previous {
+        ident_v4: &p.ident_v4,
+        ident_v6: &p.ident_v6,
+    });
+    let ids =
+        identities::assign(&selectors, previous).map_err(|_| CompileError::TooManyIdentities)?;
     let mut policy = BTreeMap::new();
     let mut merged = Group::new();
     for (identity, label) in (1..).zip(&ids.labels) {

@@ -9,7 +9,7 @@ use std::{
 use hostfw_common::policy::IDENTITY_NONE;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{MapState, compile, identities, simulate::Simulator};
+use super::{MapState, compile, compile_after, diff, identities, simulate::Simulator};
 use crate::{
     refeval::{self, Packet},
     ruleset::{Action, Cidr, Direction, L4, Mode, Peers, Rule, RuleSet},
@@ -39,7 +39,8 @@ fn simulated_datapath_agrees_with_reference() {
         let a = testgen::random_ruleset(&mut rng, &ropts);
         let b = testgen::random_ruleset(&mut rng, &ropts);
         let sa = compile(&a).expect("generated rule sets compile");
-        let sb = compile(&b).expect("generated rule sets compile");
+        // b as the next policy after a: numbered after a's identities.
+        let sb = compile_after(&b, Some(&sa)).expect("generated rule sets compile");
         let mut sim = Simulator::default();
         sim.load(0, &sa);
         sim.load(1, &sb);
@@ -93,6 +94,66 @@ fn larger_rule_sets_agree_with_reference() {
     }
 }
 
+/// A policy compiled after the one in force keeps its identity numbers: it
+/// still decides as the reference does, and a one-rule change changes only
+/// that rule's entries.
+#[test]
+fn a_next_policy_keeps_identity_numbers_and_decides_the_same() {
+    let mut rng = StdRng::seed_from_u64(0x5ab1e);
+    let ropts = RuleSetOptions::default();
+    let popts = PacketOptions::default();
+    for _ in 0..1500 {
+        let a = testgen::random_ruleset(&mut rng, &ropts);
+        let sa = compile(&a).expect("compiles");
+        let mut b = a.clone();
+        if !b.rules.is_empty() {
+            let i = rng.random_range(0..b.rules.len());
+            b.rules.remove(i);
+        }
+        if rng.random_bool(0.5) {
+            let extra = testgen::random_ruleset(&mut rng, &ropts);
+            let next = b.rules.iter().map(|r| r.id).max().unwrap_or(0);
+            b.rules.extend(
+                extra
+                    .rules
+                    .into_iter()
+                    .take(1)
+                    .map(|r| Rule { id: next + 1, ..r }),
+            );
+        }
+        let sb = compile_after(&b, Some(&sa)).expect("compiles");
+        let sim = Simulator::of(&sb);
+        for _ in 0..5 {
+            let pkt = testgen::random_packet(&mut rng, &b, &popts);
+            check(&sim, 0, &b, &sb, &pkt);
+        }
+        // Compiled afresh, the same policy decides the same, so only the
+        // numbering may differ: the tries then hold the same prefixes.
+        let fresh = compile(&b).expect("compiles");
+        assert_eq!(
+            fresh.ident_v4.keys().collect::<Vec<_>>(),
+            sb.ident_v4.keys().collect::<Vec<_>>()
+        );
+    }
+    let rules = cidr_rules(1000);
+    let before = compile(&rules).expect("compiles");
+    let mut fewer = rules.clone();
+    fewer.rules.remove(10);
+    let after = compile_after(&fewer, Some(&before)).expect("compiles");
+    let d = diff(&before, &after);
+    assert_eq!(
+        (d.upserts(), d.removals()),
+        (0, 2),
+        "one rule fewer: its prefix and its policy entry go, nothing else"
+    );
+    let renumbered = diff(&before, &compile(&fewer).expect("compiles"));
+    assert!(
+        renumbered.upserts() > 900,
+        "without the previous numbers every identity after rule 11 moves: {}",
+        renumbered.upserts()
+    );
+}
+
 /// Identities alone: the identity an address resolves to stands for exactly
 /// the selectors that match the address.
 #[test]
@@ -111,7 +172,7 @@ fn identity_labels_match_selectors() {
                 Peers::Any => Vec::new(),
             })
             .collect();
-        let ids = identities::assign(&selectors).expect("assigns");
+        let ids = identities::assign(&selectors, None).expect("assigns");
         let state = MapState {
             ident_v4: ids.ident_v4.clone(),
             ident_v6: ids.ident_v6.clone(),

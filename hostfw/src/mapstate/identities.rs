@@ -65,9 +65,35 @@ fn truncate(bits: u128, width: u8, len: u8) -> u128 {
     }
 }
 
+/// The identity tries of the policy in force: [`assign`] keeps their
+/// numbers where it can, so that a small policy change rewrites few entries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Previous<'a> {
+    pub ident_v4: &'a BTreeMap<Ipv4Net, u32>,
+    pub ident_v6: &'a BTreeMap<Ipv6Net, u32>,
+}
+
+impl Previous<'_> {
+    fn identity_of(&self, net: &IpNet) -> Option<u32> {
+        match net {
+            IpNet::V4(n) => self.ident_v4.get(n),
+            IpNet::V6(n) => self.ident_v6.get(n),
+        }
+        .copied()
+        .filter(|&id| id != IDENTITY_NONE && id != IDENTITY_ANY)
+    }
+}
+
 /// Computes the identities of `selectors`. Every net and except must have
 /// its host bits cleared and every except must lie inside its net.
-pub(crate) fn assign(selectors: &[Vec<Cidr>]) -> Result<Identities, TooManyIdentities> {
+///
+/// Identities are numbered in address order, except that a class whose
+/// prefix had a number in `previous` keeps it (the first such prefix, in
+/// address order, decides); new classes take the smallest free numbers.
+pub(crate) fn assign(
+    selectors: &[Vec<Cidr>],
+    previous: Option<Previous<'_>>,
+) -> Result<Identities, TooManyIdentities> {
     let mut cidr_selector: Vec<SelectorId> = Vec::new();
     let mut index: HashMap<Bits, usize> = HashMap::new();
     let mut prefixes: Vec<Prefix> = Vec::new();
@@ -165,9 +191,49 @@ pub(crate) fn assign(selectors: &[Vec<Cidr>]) -> Result<Identities, TooManyIdent
             }
         }
     }
-    out.labels = vec![Vec::new(); interned.len()];
+    let Some(previous) = previous else {
+        out.labels = vec![Vec::new(); interned.len()];
+        for (label, id) in interned {
+            out.labels[id as usize - 1] = label;
+        }
+        return Ok(out);
+    };
+    // Renumber: identities so far are provisional (first seen, first
+    // numbered); each takes the previous number of its first prefix that
+    // had one and that no other identity took.
+    let mut number: Vec<u32> = vec![IDENTITY_NONE; interned.len() + 1];
+    let mut taken: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let mut by_address: Vec<&Prefix> = prefixes.iter().collect();
+    by_address.sort_unstable_by_key(|p| {
+        let (v6, len, bits) = bits_of(&p.net);
+        (v6, bits, len)
+    });
+    for p in by_address {
+        let Some(slot) = number.get_mut(p.identity as usize) else {
+            continue;
+        };
+        if p.identity == IDENTITY_NONE || *slot != IDENTITY_NONE {
+            continue;
+        }
+        if let Some(old) = previous.identity_of(&p.net)
+            && taken.insert(old)
+        {
+            *slot = old;
+        }
+    }
+    let mut free = (1..IDENTITY_ANY).filter(|id| !taken.contains(id));
+    for slot in number.iter_mut().skip(1) {
+        if *slot == IDENTITY_NONE {
+            *slot = free.next().ok_or(TooManyIdentities)?;
+        }
+    }
+    let renumber = |id: &mut u32| *id = number[*id as usize];
+    out.ident_v4.values_mut().for_each(renumber);
+    out.ident_v6.values_mut().for_each(renumber);
+    let largest = number.iter().copied().max().unwrap_or(0);
+    out.labels = vec![Vec::new(); largest as usize];
     for (label, id) in interned {
-        out.labels[id as usize - 1] = label;
+        out.labels[number[id as usize] as usize - 1] = label;
     }
     Ok(out)
 }
@@ -247,7 +313,7 @@ mod tests {
                 cidr("2001:db8:1:1::/64", &[]),
             ],
         ];
-        let ids = assign(&selectors).expect("assigns");
+        let ids = assign(&selectors, None).expect("assigns");
         let addrs = [
             "10.0.0.1",
             "10.1.0.1",
@@ -293,7 +359,7 @@ mod tests {
     #[test]
     fn empty_label_is_inserted_below_a_matching_prefix() {
         let selectors = vec![vec![cidr("10.0.0.0/8", &["10.1.0.0/16"])]];
-        let ids = assign(&selectors).expect("assigns");
+        let ids = assign(&selectors, None).expect("assigns");
         assert_eq!(
             ids.ident_v4.get(&"10.1.0.0/16".parse().expect("valid")),
             Some(&IDENTITY_NONE)
@@ -305,7 +371,7 @@ mod tests {
         assert_eq!(ids.ident_v4.len(), 2);
         // Nothing above to fall through to: an empty label needs no entry.
         let selectors = vec![vec![cidr("10.0.0.0/8", &["10.0.0.0/8"])]];
-        let ids = assign(&selectors).expect("assigns");
+        let ids = assign(&selectors, None).expect("assigns");
         assert!(ids.ident_v4.is_empty());
         assert!(ids.labels.is_empty());
     }
@@ -316,7 +382,7 @@ mod tests {
             vec![cidr("10.0.0.1/32", &[]), cidr("fd00::1/128", &[])],
             vec![cidr("10.0.0.2/32", &[])],
         ];
-        let ids = assign(&selectors).expect("assigns");
+        let ids = assign(&selectors, None).expect("assigns");
         assert_eq!(ids.labels, vec![vec![0], vec![1]]);
         assert_eq!(
             ids.ident_v4.get(&"10.0.0.1/32".parse().expect("valid")),
@@ -330,7 +396,7 @@ mod tests {
             ids.ident_v4.get(&"10.0.0.2/32".parse().expect("valid")),
             Some(&2)
         );
-        let again = assign(&selectors).expect("assigns");
+        let again = assign(&selectors, None).expect("assigns");
         assert_eq!(again.ident_v4, ids.ident_v4);
         assert_eq!(again.labels, ids.labels);
     }

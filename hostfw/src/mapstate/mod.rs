@@ -34,7 +34,7 @@ use hostfw_common::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
-pub use compile::{CompileError, compile};
+pub use compile::{CompileError, compile, compile_after};
 pub use diff::{MapChanges, MapDiff, diff};
 pub use ports::port_prefixes;
 
@@ -245,6 +245,14 @@ impl MapState {
             .values()
             .map(|v| v.rule_id)
             .fold(self.max_rule_id, u32::max)
+    }
+
+    /// Whether both hold the same map entries (settings aside).
+    #[must_use]
+    pub fn same_entries(&self, other: &Self) -> bool {
+        self.ident_v4 == other.ident_v4
+            && self.ident_v6 == other.ident_v6
+            && self.policy == other.policy
     }
 
     /// Number of entries per map.

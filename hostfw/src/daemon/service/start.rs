@@ -205,7 +205,12 @@ impl Service {
         let left = t.remaining().unwrap_or_default();
         let lowered = source::lower_snapshot(&self.cfg, &t.snapshot)
             .map_err(|e| Refused(format!("it does not validate:\n{}", e.join("\n"))))?;
-        let state = crate::mapstate::compile(&lowered.rules).map_err(|e| Refused(e.to_string()))?;
+        let previous = self
+            .dp
+            .enforced_state()
+            .map_err(|e| Refused(e.to_string()))?;
+        let state = crate::mapstate::compile_after(&lowered.rules, previous)
+            .map_err(|e| Refused(e.to_string()))?;
         let applied = self
             .dp
             .apply(

@@ -1,0 +1,306 @@
+//! Batched map operations: `BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_UPDATE_BATCH`
+//! and `BPF_MAP_DELETE_BATCH`, one `bpf(2)` call for many entries. aya 0.14
+//! has no API for them.
+//!
+//! Hash maps have them since Linux 5.6, LPM tries through the kernel's
+//! generic batch code. Where a kernel lacks them the first call fails before
+//! touching any entry, and these functions fall back to one call per entry
+//! (`BPF_MAP_UPDATE_ELEM`, `BPF_MAP_DELETE_ELEM`, `BPF_MAP_GET_NEXT_KEY`).
+//!
+//! The callers check `K` and `V` against the map (aya's typed wrappers do)
+//! before handing its descriptor here.
+
+use std::{io, mem::size_of, os::fd::AsRawFd, os::fd::BorrowedFd};
+
+use aya::Pod;
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+/// The kernel's internal "not supported", which leaks to userspace when a map
+/// type has no batch operation.
+const ENOTSUPP: i32 = 524;
+/// Entries asked for per lookup call; the kernel needs at least the largest
+/// hash bucket, and asks for more with `ENOSPC`.
+const LOOKUP_CHUNK: usize = 4096;
+
+/// `union bpf_attr`, the `batch` member.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr`, the member of the one-entry commands.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value_or_next_key: u64,
+    flags: u64,
+}
+
+/// A map operation the kernel refused.
+#[derive(Debug, thiserror::Error)]
+#[error("after {done} entries: {source}")]
+pub struct BatchError {
+    /// Entries processed before the failure.
+    pub done: usize,
+    /// The kernel's error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// One `bpf(2)` call with `attr`.
+fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> Result<(), io::Error> {
+    // SAFETY: attr is a valid bpf_attr prefix for `cmd`; every pointer in it
+    // refers to a live buffer of the size the kernel derives from the map's
+    // key and value sizes (checked by the callers) and the count.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<A>()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One batch call; returns the count the kernel reports processed and the
+/// error, if any.
+fn call(cmd: libc::c_long, attr: &mut BatchAttr) -> (usize, Option<io::Error>) {
+    let err = sys_bpf(cmd, attr).err();
+    (attr.count as usize, err)
+}
+
+fn elem(fd: BorrowedFd<'_>, key: u64, value: u64) -> ElemAttr {
+    ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key,
+        value_or_next_key: value,
+        ..ElemAttr::default()
+    }
+}
+
+fn unsupported(e: &io::Error, done: usize) -> bool {
+    // EINVAL: a kernel older than the batch commands.
+    done == 0
+        && matches!(
+            e.raw_os_error(),
+            Some(ENOTSUPP | libc::EOPNOTSUPP | libc::EINVAL)
+        )
+}
+
+fn count_of(n: usize) -> u32 {
+    // Larger batches are split by the loops (u32::MAX entries at most).
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Writes `keys[i] -> values[i]` for every `i` (flags `BPF_ANY`).
+pub fn update<K: Pod, V: Pod>(
+    fd: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let mut done = 0;
+    while done < keys.len() {
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: count_of(keys.len() - done),
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        match call(BPF_MAP_UPDATE_BATCH, &mut attr) {
+            (_, None) => return Ok(()),
+            (n, Some(e)) if unsupported(&e, done + n) => {
+                return update_each(fd, keys, values);
+            }
+            // Interrupted: go on from where the kernel stopped.
+            (n, Some(e)) if e.kind() == io::ErrorKind::Interrupted => done += n,
+            (n, Some(source)) => {
+                return Err(BatchError {
+                    done: done + n,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`update`] with one call per entry: the path where the kernel has no
+/// batch operation.
+pub fn update_each<K: Pod, V: Pod>(
+    fd: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
+    for (done, (k, v)) in keys.iter().zip(values).enumerate() {
+        let mut attr = elem(
+            fd,
+            std::ptr::from_ref(k) as u64,
+            std::ptr::from_ref(v) as u64,
+        );
+        sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|source| BatchError { done, source })?;
+    }
+    Ok(())
+}
+
+/// Removes every key of `keys`; keys that are not there are skipped.
+/// Returns how many were not there.
+pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<usize, BatchError> {
+    let (mut done, mut missing) = (0, 0);
+    while done < keys.len() {
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            count: count_of(keys.len() - done),
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        match call(BPF_MAP_DELETE_BATCH, &mut attr) {
+            (_, None) => return Ok(missing),
+            (n, Some(e)) if unsupported(&e, done + n) => {
+                return delete_each(fd, keys);
+            }
+            // The kernel stops at a missing key: skip it and go on.
+            (n, Some(e)) if e.raw_os_error() == Some(libc::ENOENT) => {
+                done += n + 1;
+                missing += 1;
+            }
+            (n, Some(e)) if e.kind() == io::ErrorKind::Interrupted => done += n,
+            (n, Some(source)) => {
+                return Err(BatchError {
+                    done: done + n,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// [`delete`] with one call per entry.
+pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<usize, BatchError> {
+    let mut missing = 0;
+    for (done, k) in keys.iter().enumerate() {
+        let mut attr = elem(fd, std::ptr::from_ref(k) as u64, 0);
+        match sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => missing += 1,
+            Err(source) => return Err(BatchError { done, source }),
+        }
+    }
+    Ok(missing)
+}
+
+/// Every entry of the map, in the kernel's order.
+pub fn lookup_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, BatchError> {
+    let mut out = Vec::new();
+    let mut chunk = LOOKUP_CHUNK;
+    // The position token: a key for tries and arrays, a bucket number for
+    // hashes; as large as either.
+    let token_words = size_of::<K>().div_ceil(8).max(1);
+    let (mut token_in, mut token_out) = (vec![0u64; token_words], vec![0u64; token_words]);
+    let mut first = true;
+    loop {
+        let mut keys: Vec<K> = Vec::with_capacity(chunk);
+        let mut values: Vec<V> = Vec::with_capacity(chunk);
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { token_in.as_ptr() as u64 },
+            out_batch: token_out.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: count_of(chunk),
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        let (n, err) = call(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let n = n.min(chunk);
+        let at_end = match &err {
+            None => false,
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Some(e) if e.raw_os_error() == Some(libc::ENOSPC) && n == 0 => {
+                // A hash bucket holds more than `chunk` entries.
+                chunk *= 2;
+                continue;
+            }
+            Some(e) if first && unsupported(e, n) => return lookup_each(fd),
+            Some(e) => {
+                return Err(BatchError {
+                    done: out.len(),
+                    source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                });
+            }
+        };
+        // SAFETY: the kernel wrote `n` keys and values (n <= capacity); K and
+        // V are plain old data.
+        unsafe {
+            keys.set_len(n);
+            values.set_len(n);
+        }
+        out.extend(keys.into_iter().zip(values));
+        if at_end {
+            return Ok(out);
+        }
+        std::mem::swap(&mut token_in, &mut token_out);
+        first = false;
+    }
+}
+
+/// [`lookup_all`] with two calls per entry.
+pub fn lookup_each<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, BatchError> {
+    let mut out: Vec<(K, V)> = Vec::new();
+    let mut prev: Option<K> = None;
+    loop {
+        let mut next = std::mem::MaybeUninit::<K>::uninit();
+        let mut attr = elem(
+            fd,
+            prev.as_ref().map_or(0, |k| std::ptr::from_ref(k) as u64),
+            next.as_mut_ptr() as u64,
+        );
+        match sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Err(source) => {
+                return Err(BatchError {
+                    done: out.len(),
+                    source,
+                });
+            }
+        }
+        // SAFETY: the kernel wrote a whole key; K is plain old data.
+        let key = unsafe { next.assume_init() };
+        let mut value = std::mem::MaybeUninit::<V>::uninit();
+        let mut attr = elem(
+            fd,
+            std::ptr::from_ref(&key) as u64,
+            value.as_mut_ptr() as u64,
+        );
+        match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+            // SAFETY: the kernel wrote a whole value; V is plain old data.
+            Ok(()) => out.push((key, unsafe { value.assume_init() })),
+            // Removed between the two calls.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => {
+                return Err(BatchError {
+                    done: out.len(),
+                    source,
+                });
+            }
+        }
+        prev = Some(key);
+    }
+}
