@@ -435,39 +435,42 @@ fn run(o: &Opts, pin_root: &std::path::Path) -> anyhow::Result<()> {
             };
             let (minus1, minus2) = (without(1), without(2));
             for _ in 0..o.apply_runs {
-                dp.apply(&empty_audit, Switch::Confirmed)?;
-                dp.apply(&empty_enforce, Switch::Confirmed)?;
+                dp.apply(empty_audit.clone(), Switch::Confirmed)?;
+                dp.apply(empty_enforce.clone(), Switch::Confirmed)?;
                 let start = Instant::now();
                 let state = mapstate::compile(&rs)?;
                 let compiled = start.elapsed();
-                dp.apply(&state, Switch::Confirmed)?;
-                let total = start.elapsed();
+                // Copies for the re-apply below, made outside the timing.
+                let again = state.clone();
                 let c = state.counts();
                 entries = c.ident_v4 + c.ident_v6 + c.policy;
+                let start = Instant::now();
+                dp.apply(state, Switch::Confirmed)?;
+                let applied = start.elapsed();
                 compile_ms.push(compiled.as_secs_f64() * 1e3);
-                apply_ms.push((total - compiled).as_secs_f64() * 1e3);
-                total_ms.push(total.as_secs_f64() * 1e3);
+                apply_ms.push(applied.as_secs_f64() * 1e3);
+                total_ms.push((compiled + applied).as_secs_f64() * 1e3);
                 // The same policy again.
                 let start = Instant::now();
-                same_changes = dp.apply(&state, Switch::Confirmed)?.changes;
+                same_changes = dp.apply(again, Switch::Confirmed)?.changes;
                 same_ms.push(start.elapsed().as_secs_f64() * 1e3);
                 // A one-rule change, once both slots hold a recent policy.
                 // Compiled as the daemon does: after the policy in force.
                 let first = mapstate::compile_after(&minus1, dp.enforced_state()?)?;
-                dp.apply(&first, Switch::Confirmed)?;
+                dp.apply(first, Switch::Confirmed)?;
                 // A slot is written again only GRACE after packets stopped
                 // reading it; people do not change policies faster.
                 std::thread::sleep(hostfw::datapath::writer::GRACE);
                 let start = Instant::now();
                 let changed = mapstate::compile_after(&minus2, dp.enforced_state()?)?;
                 let compiled = start.elapsed();
-                change_changes = dp.apply(&changed, Switch::Confirmed)?.changes;
+                change_changes = dp.apply(changed, Switch::Confirmed)?.changes;
                 let total = start.elapsed();
                 change_ms.push((total - compiled).as_secs_f64() * 1e3);
                 change_total_ms.push(total.as_secs_f64() * 1e3);
                 // Back to the measured policy for the packets.
                 let back = mapstate::compile_after(&rs, dp.enforced_state()?)?;
-                dp.apply(&back, Switch::Confirmed)?;
+                dp.apply(back, Switch::Confirmed)?;
             }
             let (same, _, same_max) = stats(same_ms);
             let (change, _, change_max) = stats(change_ms);

@@ -194,7 +194,7 @@ fn a_syn_flood_never_evicts_idle_established_sessions() {
     sizes.conntrack_established = TRACKED;
     let mut t = TestDatapath::attached_with(&pair, sizes);
     let state = mapstate::compile(&policy(&pair)).expect("compiles");
-    t.dp.apply(&state, Switch::Confirmed).expect("apply");
+    t.dp.apply(state, Switch::Confirmed).expect("apply");
 
     // Two sessions, each used once in both directions, then left idle.
     let (mut bastion, mut sshd) = session(&pair.node, &pair.peer, pair.node_v4, SSH);

@@ -45,7 +45,7 @@ fn kernel_verdicts_equal_the_reference_evaluator() {
             r.id = u32::try_from(i + 1).unwrap_or(u32::MAX);
         }
         let state = mapstate::compile(&rules).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        t.dp.apply(&state, Switch::Confirmed)
+        t.dp.apply(state, Switch::Confirmed)
             .unwrap_or_else(|e| panic!("round {round}: apply: {e:?}"));
         for _ in 0..PACKETS_PER_POLICY {
             n += 1;

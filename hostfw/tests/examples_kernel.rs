@@ -80,7 +80,7 @@ fn the_kernel_gives_the_verdicts_of_trace_on_every_example() {
         for mode in [Mode::Audit, Mode::Enforce] {
             lowered.rules.mode = mode;
             let state = mapstate::compile(&lowered.rules).expect("compiles");
-            t.dp.apply(&state, Switch::Confirmed).expect("apply");
+            t.dp.apply(state, Switch::Confirmed).expect("apply");
             let mut done = 0;
             while done < FLOWS_PER_RUN {
                 let mut p = random_packet(&mut rng, &lowered.rules, &PacketOptions::default());

@@ -100,7 +100,7 @@ fn setup(mode: Mode) -> TestDatapath {
 
 fn apply(t: &mut TestDatapath, rules: &RuleSet, switch: Switch) {
     let state = mapstate::compile(rules).expect("test policy compiles");
-    t.dp.apply(&state, switch)
+    t.dp.apply(state, switch)
         .unwrap_or_else(|e| panic!("apply failed: {e:?}"));
 }
 
@@ -734,7 +734,9 @@ fn a_second_loader_adopts_the_pinned_maps_and_their_policy() {
     let mut no_ssh = policy(Mode::Enforce);
     no_ssh.rules.retain(|r| r.id != 1);
     let state = mapstate::compile(&no_ssh).expect("compiles");
-    again.apply(&state, Switch::Confirmed).expect("apply");
+    again
+        .apply(state.clone(), Switch::Confirmed)
+        .expect("apply");
     assert!(!passes(&again, Prog::Xdp, &ssh(48001)), "new policy");
     assert!(
         !passes(&t.dp, Prog::Xdp, &ssh(48002)),

@@ -67,7 +67,7 @@ fn apply_state(
     let previous = t.dp.enforced_state().expect("read the slots");
     let state = mapstate::compile_after(r, previous).expect("compiles");
     let applied =
-        t.dp.apply(&state, switch)
+        t.dp.apply(state.clone(), switch)
             .unwrap_or_else(|e| panic!("apply: {e}"));
     (applied, state)
 }

@@ -62,7 +62,8 @@ fn swapping_policies_drops_nothing_they_both_allow() {
         mapstate::compile(&a).expect("a compiles"),
         mapstate::compile(&b).expect("b compiles"),
     ];
-    t.dp.apply(&states[0], Switch::Confirmed).expect("apply a");
+    t.dp.apply(states[0].clone(), Switch::Confirmed)
+        .expect("apply a");
     traffic::udp_echo_server(&pair.node, 6000);
     traffic::udp_echo_server(&pair.node, 6001);
     assert!(traffic::udp_ok(
@@ -105,7 +106,7 @@ fn swapping_policies_drops_nothing_they_both_allow() {
         })
     };
     for i in 0..SWAPS {
-        t.dp.apply(&states[(i + 1) % 2], Switch::Confirmed)
+        t.dp.apply(states[(i + 1) % 2].clone(), Switch::Confirmed)
             .unwrap_or_else(|e| panic!("swap {i}: {e:?}"));
     }
     stop.store(true, Ordering::Relaxed);

@@ -54,7 +54,7 @@ fn node_policy(pair: &Pair, mode: Mode) -> RuleSet {
 
 fn apply(t: &mut TestDatapath, rules: &RuleSet) {
     let state = mapstate::compile(rules).expect("compiles");
-    t.dp.apply(&state, Switch::Confirmed).expect("apply");
+    t.dp.apply(state, Switch::Confirmed).expect("apply");
 }
 
 fn events(t: &mut TestDatapath) -> Vec<VerdictEvent> {

@@ -335,7 +335,7 @@ impl Service {
             Some(duration) => Switch::Trial { duration },
             None => Switch::Confirmed,
         };
-        let applied = match self.dp.apply(&state, switch) {
+        let applied = match self.dp.apply(state, switch) {
             Ok(a) => a,
             Err(e) => {
                 if saved {

@@ -151,16 +151,16 @@ impl Datapath {
     pub(crate) fn write_state(
         &mut self,
         generation: u32,
-        new: &MapState,
+        new: MapState,
     ) -> Result<usize, DatapathError> {
-        let diff = crate::mapstate::diff(self.slot(generation)?, new);
+        let diff = crate::mapstate::diff(self.slot(generation)?, &new);
         let i = slot_index(generation);
         // Unknown until the write is done: a failed write leaves the slot
         // to be read back next time.
         self.slots[i] = None;
         self.write_diff(generation, &diff)?;
         let revision = self.gen_meta(generation)?.revision;
-        self.slots[i] = Some((revision, new.clone()));
+        self.slots[i] = Some((revision, new));
         Ok(diff.upserts() + diff.removals())
     }
 }

@@ -107,13 +107,13 @@ impl Datapath {
     /// fails before the switch (a capacity error, say). A confirmed policy
     /// whose entries and settings are those in force is left as it is: no
     /// write, same revision.
-    pub fn apply(&mut self, state: &MapState, switch: Switch) -> Result<Applied, DatapathError> {
+    pub fn apply(&mut self, state: MapState, switch: Switch) -> Result<Applied, DatapathError> {
         let start = Instant::now();
         let slot_state = self.slot_state()?;
         if let (Switch::Confirmed, SlotState::Confirmed { generation }) = (switch, slot_state) {
             let meta = self.gen_meta(generation)?;
             let same_meta = state.meta.gen_meta(meta.revision, meta.rule_stats_base) == meta;
-            if same_meta && self.slot(generation)?.same_entries(state) {
+            if same_meta && self.slot(generation)?.same_entries(&state) {
                 return Ok(Applied {
                     generation,
                     revision: meta.revision,
@@ -145,6 +145,7 @@ impl Datapath {
         };
         state.check_fits(&kept, &self.capacity())?;
         self.wait_retired(target);
+        let meta = state.meta;
         let changes = self.write_state(target, state)?;
         let revision = (0..GENERATIONS)
             .map(|g| self.gen_meta(g).map(|m| m.revision))
@@ -156,9 +157,7 @@ impl Datapath {
             .max(1);
         self.set_gen_meta(
             target,
-            state
-                .meta
-                .gen_meta(revision, target * self.sizes().rule_ids),
+            meta.gen_meta(revision, target * self.sizes().rule_ids),
         )?;
         match switch {
             Switch::Confirmed => self.switch_to(Config::confirmed(target), active)?,

@@ -214,7 +214,7 @@ impl Service {
         let applied = self
             .dp
             .apply(
-                &state,
+                state,
                 crate::datapath::writer::Switch::Trial { duration: left },
             )
             .map_err(|e| Refused(e.to_string()))?;
