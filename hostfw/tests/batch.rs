@@ -109,6 +109,7 @@ fn hash_map_round_trip_on_both_paths() {
         assert_eq!(delete(p, &fd, &gone), 2, "{p:?}: two keys were missing");
         let got: BTreeMap<u64, u32> = lookup(p, &fd).into_iter().collect();
         assert_eq!(got.len(), 7500, "{p:?}");
+        assert_eq!(batch::count::<u64, u32>(fd.as_fd()).expect("count"), 7500);
         assert_eq!(got.get(&keys[10]), Some(&(10 + 1_000_000)), "{p:?}");
         assert_eq!(got.get(&keys[6000]), None, "{p:?}");
         assert_eq!(got.get(&keys[9000]), Some(&9000), "{p:?}");
@@ -161,4 +162,58 @@ fn empty_batches_and_empty_maps() {
     assert_eq!(batch::delete::<u64>(fd.as_fd(), &[]).expect("nothing"), 0);
     assert!(lookup::<u64, u32>(Path::Batch, &fd).is_empty());
     assert!(lookup::<u64, u32>(Path::Each, &fd).is_empty());
+}
+
+const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+#[test]
+fn per_cpu_sums_of_a_range_on_both_paths() {
+    let cpus = aya::util::nr_cpus().expect("possible CPUs");
+    let fd = create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 10_000);
+    // Entry k holds k + c on CPU c: its sum is cpus * k + cpus * (cpus - 1) / 2.
+    for key in 0..10_000u32 {
+        let values: Vec<u64> = (0..cpus as u64).map(|c| u64::from(key) + c).collect();
+        let mut attr = ElemAttr {
+            map_fd: u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("fd"),
+            pad: 0,
+            key: std::ptr::from_ref(&key) as u64,
+            value: values.as_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: a BPF_MAP_UPDATE_ELEM attr with live key and value buffers
+        // of the map's sizes (one u64 per possible CPU).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                2,
+                std::ptr::from_mut(&mut attr),
+                std::mem::size_of::<ElemAttr>(),
+            )
+        };
+        assert_eq!(r, 0, "update {key}: {}", std::io::Error::last_os_error());
+    }
+    let n = cpus as u64;
+    let want = |k: u64| n * k + n * (n - 1) / 2;
+    for (first, count) in [
+        (0u32, 10u32),
+        (1, 9000),
+        (4095, 4098),
+        (9990, 10),
+        (5000, 0),
+    ] {
+        let batched = batch::percpu_u64_sums(fd.as_fd(), first, count, cpus).expect("batch");
+        let each = batch::percpu_u64_sums_each(fd.as_fd(), first, count, cpus).expect("each");
+        assert_eq!(batched, each, "{first}+{count}");
+        let expected: Vec<u64> = (first..first + count).map(|k| want(u64::from(k))).collect();
+        assert_eq!(batched, expected, "{first}+{count}");
+    }
 }

@@ -180,3 +180,22 @@ fn replacing_a_pending_trial_reuses_its_slot() {
         "the confirmed policy"
     );
 }
+
+/// Per-rule counters are read in chunks of thousands (one call each): rules
+/// past the first chunk are counted like the first ones.
+#[test]
+fn per_rule_counts_across_chunks() {
+    let mut t = TestDatapath::load_with(hostfw::datapath::MapSizes {
+        ident_v4: 8192,
+        rule_ids: 8192,
+        ..TestDatapath::SIZES
+    });
+    let applied = apply(&mut t, &rules(1..=5000), Switch::Confirmed);
+    for (i, sport) in [(2, 41000), (4500, 41001), (4500, 41002), (4999, 41003)] {
+        assert!(allows(&t, i, sport), "rule {i}");
+    }
+    let counts =
+        t.dp.rule_counts(applied.generation, 5000)
+            .expect("rule counts");
+    assert_eq!(counts, vec![(2, 1), (4500, 2), (4999, 1)]);
+}

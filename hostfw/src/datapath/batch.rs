@@ -8,7 +8,8 @@
 //! (`BPF_MAP_UPDATE_ELEM`, `BPF_MAP_DELETE_ELEM`, `BPF_MAP_GET_NEXT_KEY`).
 //!
 //! The callers check `K` and `V` against the map (aya's typed wrappers do)
-//! before handing its descriptor here.
+//! before handing its descriptor here. Per-CPU maps have a value per
+//! possible CPU: only [`percpu_u64_sums`] reads them.
 
 use std::{io, mem::size_of, os::fd::AsRawFd, os::fd::BorrowedFd};
 
@@ -209,6 +210,17 @@ pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<usize, Batc
 /// Every entry of the map, in the kernel's order.
 pub fn lookup_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, BatchError> {
     let mut out = Vec::new();
+    for_each_chunk(fd, |chunk: &mut Vec<(K, V)>| out.append(chunk))?;
+    Ok(out)
+}
+
+/// Reads the map in chunks of up to [`LOOKUP_CHUNK`] entries, handing each
+/// to `f` (which may take them).
+fn for_each_chunk<K: Pod, V: Pod>(
+    fd: BorrowedFd<'_>,
+    mut f: impl FnMut(&mut Vec<(K, V)>),
+) -> Result<(), BatchError> {
+    let mut done = 0;
     let mut chunk = LOOKUP_CHUNK;
     // The position token: a key for tries and arrays, a bucket number for
     // hashes; as large as either.
@@ -237,10 +249,13 @@ pub fn lookup_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, Bat
                 chunk *= 2;
                 continue;
             }
-            Some(e) if first && unsupported(e, n) => return lookup_each(fd),
+            Some(e) if first && unsupported(e, n) => {
+                f(&mut lookup_each(fd)?);
+                return Ok(());
+            }
             Some(e) => {
                 return Err(BatchError {
-                    done: out.len(),
+                    done,
                     source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
                 });
             }
@@ -251,9 +266,11 @@ pub fn lookup_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, Bat
             keys.set_len(n);
             values.set_len(n);
         }
-        out.extend(keys.into_iter().zip(values));
+        done += n;
+        let mut entries: Vec<(K, V)> = keys.into_iter().zip(values).collect();
+        f(&mut entries);
         if at_end {
-            return Ok(out);
+            return Ok(());
         }
         std::mem::swap(&mut token_in, &mut token_out);
         first = false;
@@ -303,4 +320,97 @@ pub fn lookup_each<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, Ba
         }
         prev = Some(key);
     }
+}
+
+/// Per CPU sums of the `u64` entries `first..first + count` of a per-CPU
+/// array: one call per [`LOOKUP_CHUNK`] entries (an array has no holes, so
+/// the kernel returns them in key order). `cpus` is the number of possible
+/// CPUs (each value is one `u64` per possible CPU).
+pub fn percpu_u64_sums(
+    fd: BorrowedFd<'_>,
+    first: u32,
+    count: u32,
+    cpus: usize,
+) -> Result<Vec<u64>, BatchError> {
+    let mut out = Vec::with_capacity(count as usize);
+    let mut keys = vec![0u32; LOOKUP_CHUNK];
+    let mut values = vec![0u64; LOOKUP_CHUNK * cpus.max(1)];
+    while out.len() < count as usize {
+        let want = (count as usize - out.len()).min(LOOKUP_CHUNK);
+        let next = first + u32::try_from(out.len()).unwrap_or(u32::MAX);
+        // The kernel starts after the key in `in_batch`: the one before
+        // `next`, or from the start when `next` is 0.
+        let token_in: u64 = u64::from(next.saturating_sub(1));
+        let mut token_out: u64 = 0;
+        let mut attr = BatchAttr {
+            in_batch: if next == 0 {
+                0
+            } else {
+                std::ptr::from_ref(&token_in) as u64
+            },
+            out_batch: std::ptr::from_mut(&mut token_out) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: count_of(want),
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        let (n, err) = call(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let n = n.min(want);
+        match err {
+            None => {}
+            // Past the array's end.
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Some(e) if out.is_empty() && unsupported(&e, n) => {
+                return percpu_u64_sums_each(fd, first, count, cpus);
+            }
+            Some(source) => {
+                return Err(BatchError {
+                    done: out.len(),
+                    source,
+                });
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        out.extend(
+            values[..n * cpus]
+                .chunks(cpus)
+                .map(|c| c.iter().sum::<u64>()),
+        );
+    }
+    Ok(out)
+}
+
+/// [`percpu_u64_sums`] with one call per entry.
+pub fn percpu_u64_sums_each(
+    fd: BorrowedFd<'_>,
+    first: u32,
+    count: u32,
+    cpus: usize,
+) -> Result<Vec<u64>, BatchError> {
+    let mut values = vec![0u64; cpus.max(1)];
+    (first..first.saturating_add(count))
+        .enumerate()
+        .map(|(done, key)| {
+            let mut attr = elem(
+                fd,
+                std::ptr::from_ref(&key) as u64,
+                values.as_mut_ptr() as u64,
+            );
+            sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr)
+                .map(|()| values.iter().sum())
+                .map_err(|source| BatchError { done, source })
+        })
+        .collect()
+}
+
+/// The number of entries of a map, with as few calls as [`lookup_all`]
+/// needs and without keeping them (`K` and `V` give the sizes).
+pub fn count<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<usize, BatchError> {
+    // Chunks as lookup_all reads them, dropped as they come.
+    let mut n = 0;
+    for_each_chunk::<K, V>(fd, |chunk| n += chunk.len())?;
+    Ok(n)
 }

@@ -1,5 +1,7 @@
 //! Reading the datapath's packet counters.
 
+use std::os::fd::AsFd;
+
 use aya::{
     Ebpf,
     maps::{HashMap, IterableMap, MapData, PerCpuArray, PerCpuValues},
@@ -82,23 +84,20 @@ impl Datapath {
     ) -> Result<Vec<(u32, u64)>, DatapathError> {
         let base = self.gen_meta(generation)?.rule_stats_base;
         let map = self.map_named(MAP_RULE_STATS)?;
+        // Checks the key and value types against the map.
         let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)
             .map_err(|e| DatapathError::map(MAP_RULE_STATS, "open", e))?;
-        let mut out = Vec::new();
-        for id in 1..=max_rule_id.min(self.sizes().rule_ids.saturating_sub(1)) {
-            let per_cpu = stats
-                .get(&(base + id), 0)
-                .map_err(|e| DatapathError::map(MAP_RULE_STATS, "read", e))?;
-            let n: u64 = per_cpu.iter().sum();
-            if n > 0 {
-                out.push((id, n));
-            }
-        }
-        Ok(out)
+        let last = max_rule_id.min(self.sizes().rule_ids.saturating_sub(1));
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| {
+            DatapathError::map(MAP_RULE_STATS, "read", aya::maps::MapError::IoError(e))
+        })?;
+        let sums = super::batch::percpu_u64_sums(stats.map().fd().as_fd(), base + 1, last, cpus)
+            .map_err(|e| batch_error(MAP_RULE_STATS, e))?;
+        Ok((1..).zip(sums).filter(|&(_, n)| n > 0).collect())
     }
 
-    /// The use of both connection trackers (walks the maps: call
-    /// sparingly). `counters` is a snapshot of the packet counters, which
+    /// The use of both connection trackers (reads the maps in chunks of
+    /// thousands of entries: one call per chunk). `counters` is a snapshot of the packet counters, which
     /// tell how many entries each tracker took in.
     pub fn conntrack_usage(&self, counters: &Counters) -> Result<ConntrackUsage, DatapathError> {
         let (est_used, est_cap) = self.tracker(MAP_CONNTRACK)?;
@@ -133,7 +132,9 @@ impl Datapath {
             .info()
             .map_err(|e| DatapathError::map(name, "read info", e))?
             .max_entries();
-        Ok((ct.keys().count() as u64, u64::from(capacity)))
+        let used = super::batch::count::<CtKey, CtValue>(ct.map().fd().as_fd())
+            .map_err(|e| batch_error(name, e))?;
+        Ok((used as u64, u64::from(capacity)))
     }
 }
 
@@ -181,4 +182,15 @@ impl Datapath {
                 audited: a.audited + c.audited,
             }))
     }
+}
+
+fn batch_error(name: &'static str, e: super::batch::BatchError) -> DatapathError {
+    DatapathError::map(
+        name,
+        "read",
+        aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_lookup_batch",
+            io_error: e.source,
+        }),
+    )
 }
