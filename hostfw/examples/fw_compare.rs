@@ -622,6 +622,8 @@ struct Bench {
     flood_sizes: Vec<u32>,
     ctl_sizes: Vec<u32>,
     overhead_rules: u32,
+    /// Only the control plane (`--only-control`): no flood, no overhead.
+    only_control: bool,
     failures: Vec<String>,
     raw: String,
     notes: Vec<String>,
@@ -1801,6 +1803,7 @@ fn main() -> anyhow::Result<()> {
         flood_sizes: vec![10, 1_000, 10_000],
         ctl_sizes: vec![1_000, 10_000, 100_000],
         overhead_rules: 10_000,
+        only_control: false,
         failures: Vec::new(),
         raw: String::new(),
         notes: Vec::new(),
@@ -1815,6 +1818,7 @@ fn main() -> anyhow::Result<()> {
             "--control-sizes" => b.ctl_sizes = sizes(&val()?)?,
             "--overhead-rules" => b.overhead_rules = val()?.parse()?,
             "--hostfw" => b.hostfw = PathBuf::from(val()?),
+            "--only-control" => b.only_control = true,
             other => bail!("unknown option {other}"),
         }
     }
@@ -1862,8 +1866,11 @@ fn run_all(b: &mut Bench) -> anyhow::Result<()> {
     )?
     .ready()?;
     b.check_flows(Fw::None, 0, "before any firewall")?;
-    let flood = b.flood()?;
-    let overhead = b.overhead()?;
+    let (flood, overhead) = if b.only_control {
+        (Vec::new(), Vec::new())
+    } else {
+        (b.flood()?, b.overhead()?)
+    };
     let control = b.control()?;
     drop(rr);
     drop(topo);

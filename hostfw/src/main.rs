@@ -132,6 +132,7 @@ fn main() -> ExitCode {
 }
 
 fn run_daemon(opts: daemon::DaemonOptions) -> anyhow::Result<()> {
+    daemon::memory::limit_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,6 +2,7 @@
 //! policy, serve the control socket, report verdicts until stopped.
 
 mod control_server;
+pub mod memory;
 mod notify;
 pub mod preflight;
 pub mod service;

@@ -299,6 +299,20 @@ impl Service {
         check: Preflight<'_>,
         save: Save,
     ) -> Result<String, Refused> {
+        let result = self.switch_lowered(snap, lowered, trial, check, save);
+        // The reload's transients (and the policy it replaced) are freed.
+        crate::daemon::memory::release_freed();
+        result
+    }
+
+    fn switch_lowered(
+        &mut self,
+        snap: &Snapshot,
+        lowered: Lowered,
+        trial: Option<Duration>,
+        check: Preflight<'_>,
+        save: Save,
+    ) -> Result<String, Refused> {
         if let Preflight::Check(caller) = check {
             preflight::check(&lowered.rules, caller).map_err(Refused)?;
         }
