@@ -1,6 +1,10 @@
 //! From a [`RuleSet`] to the map contents of one generation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// A fast non-cryptographic hash: the keys are the policy's own prefixes
+// and selectors, and hashing dominated the compile with SipHash.
+use foldhash::HashMap;
 
 use hostfw_common::{
     config::{DEFAULT_DENY_EGRESS, DEFAULT_DENY_INGRESS, MODE_AUDIT, MODE_ENFORCE},
@@ -98,7 +102,7 @@ pub fn compile_after(
         return Err(CompileError::DuplicateRuleId(w[0].id));
     }
 
-    let mut selector_ids: HashMap<Vec<Cidr>, SelectorId> = HashMap::new();
+    let mut selector_ids: HashMap<Vec<Cidr>, SelectorId> = HashMap::default();
     let mut selectors: Vec<Vec<Cidr>> = Vec::new();
     let mut templates: Vec<Group> = Vec::new();
     let mut any = Group::new();

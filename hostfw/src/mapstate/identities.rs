@@ -12,7 +12,11 @@
 //! P (or empty, without one) are left out: the trie gives the same answer
 //! without them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// A fast non-cryptographic hash: the keys are the policy's own prefixes
+// and selectors, and hashing dominated the compile with SipHash.
+use foldhash::{HashMap, HashSet};
 
 use hostfw_common::policy::{IDENTITY_ANY, IDENTITY_NONE};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -95,7 +99,7 @@ pub(crate) fn assign(
     previous: Option<Previous<'_>>,
 ) -> Result<Identities, TooManyIdentities> {
     let mut cidr_selector: Vec<SelectorId> = Vec::new();
-    let mut index: HashMap<Bits, usize> = HashMap::new();
+    let mut index: HashMap<Bits, usize> = HashMap::default();
     let mut prefixes: Vec<Prefix> = Vec::new();
     let mut slot = |net: &IpNet, prefixes: &mut Vec<Prefix>| -> usize {
         *index.entry(bits_of(net)).or_insert_with(|| {
@@ -137,7 +141,7 @@ pub(crate) fn assign(
     order.sort_unstable_by_key(|&((v6, len, bits), _)| (v6, bits, len));
 
     let mut out = Identities::default();
-    let mut interned: HashMap<Vec<SelectorId>, u32> = HashMap::new();
+    let mut interned: HashMap<Vec<SelectorId>, u32> = HashMap::default();
     let mut nets: Vec<u32> = Vec::new();
     let mut excepts: Vec<u32> = Vec::new();
     let mut label: Vec<SelectorId> = Vec::new();
@@ -202,7 +206,7 @@ pub(crate) fn assign(
     // numbered); each takes the previous number of its first prefix that
     // had one and that no other identity took.
     let mut number: Vec<u32> = vec![IDENTITY_NONE; interned.len() + 1];
-    let mut taken: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let mut taken: HashSet<u32> = HashSet::default();
     let mut by_address: Vec<&Prefix> = prefixes.iter().collect();
     by_address.sort_unstable_by_key(|p| {
         let (v6, len, bits) = bits_of(&p.net);
