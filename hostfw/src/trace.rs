@@ -309,7 +309,7 @@ fn explain(lowered: &Lowered, pkt: &Packet, out: Outcome) -> Traced {
                 "denied"
             };
             if let Some(o) = origin {
-                policy.clone_from(&o.policy);
+                policy = o.policy.as_deref().map(str::to_owned);
                 rule = Some(o.rule.clone());
             }
             if out.reason == Reason::RuleDeny {

@@ -763,7 +763,7 @@ impl Service {
                 for (id, packets) in counts {
                     let origin = active.lowered.report.origin(id);
                     rules.push(crate::metrics::RuleSample {
-                        policy: origin.and_then(|o| o.policy.clone()),
+                        policy: origin.and_then(|o| o.policy.as_deref().map(str::to_owned)),
                         rule: origin.map_or_else(|| format!("rule {id}"), |o| o.rule.clone()),
                         packets,
                     });

@@ -90,7 +90,7 @@ pub fn enrich_at(
         verdict: ev.verdict.to_string(),
         reason: ev.reason.to_string(),
         rule_id: ev.rule_id,
-        policy: origin.and_then(|o| o.policy.clone()),
+        policy: origin.and_then(|o| o.policy.as_deref().map(str::to_owned)),
         rule: origin.map(|o| o.rule.clone()),
         src: ev.src,
         dst: ev.dst,
@@ -246,7 +246,7 @@ mod tests {
             RuleOrigin {
                 policy: Some("host-fw".into()),
                 rule: "ingress[1]".into(),
-                file: Some(PathBuf::from("/etc/hostfw/policies.d/host-fw.yaml")),
+                file: Some(std::path::Path::new("/etc/hostfw/policies.d/host-fw.yaml").into()),
                 pos: None,
             },
         );

@@ -238,13 +238,13 @@ impl PolicyReport {
 /// Where a rule comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleOrigin {
-    /// The policy; `None` for a failsafe entry.
-    pub policy: Option<String>,
+    /// The policy; `None` for a failsafe entry. Shared by the policy's rules.
+    pub policy: Option<std::sync::Arc<str>>,
     /// `ingress[1]` style (`specs[0].ingress[1]` in a multi-spec policy), or
     /// `failsafe inbound TCP/22`.
     pub rule: String,
-    /// The policy's file.
-    pub file: Option<PathBuf>,
+    /// The policy's file, shared by its rules.
+    pub file: Option<std::sync::Arc<std::path::Path>>,
     /// Where the rule is in it.
     pub pos: Option<Pos>,
 }
@@ -496,6 +496,9 @@ pub fn lower(policies: &[Policy], ctx: &LowerContext) -> Lowered {
                 }
             }
 
+            // One copy of the name and path for all of the policy's rules.
+            let shared_name: std::sync::Arc<str> = policy.name.as_str().into();
+            let shared_file: std::sync::Arc<std::path::Path> = policy.file.as_path().into();
             pr.counts.ingress += spec.ingress.len();
             pr.counts.ingress_deny += spec.ingress_deny.len();
             pr.counts.egress += spec.egress.len();
@@ -520,9 +523,9 @@ pub fn lower(policies: &[Policy], ctx: &LowerContext) -> Lowered {
                     report.origins.insert(
                         next_id,
                         RuleOrigin {
-                            policy: Some(policy.name.clone()),
+                            policy: Some(shared_name.clone()),
                             rule: source.label.clone(),
-                            file: Some(policy.file.clone()),
+                            file: Some(shared_file.clone()),
                             pos: source.pos,
                         },
                     );
