@@ -23,6 +23,9 @@ pub enum DatapathError {
         #[source]
         source: io::Error,
     },
+    /// The kernel lacks a feature the programs use (see `datapath::kernel`).
+    #[error("{0}")]
+    Kernel(String),
     /// The eBPF object failed to load (verifier, map creation).
     #[error("loading the eBPF object failed: {0}")]
     Load(#[source] Box<aya::EbpfError>),

@@ -13,6 +13,7 @@ pub mod bpffs;
 pub mod counters;
 mod error;
 pub mod events;
+pub mod kernel;
 mod pins;
 pub mod seed;
 pub mod slots;
@@ -110,6 +111,9 @@ impl Datapath {
     /// Loads the object: creates (or reopens) the pinned maps and loads the
     /// programs into the kernel, where the verifier checks them.
     pub fn load(opts: &LoadOptions) -> Result<Self, DatapathError> {
+        if let Some(why) = kernel::refusal(&kernel::release(), &kernel::missing()) {
+            return Err(DatapathError::Kernel(why));
+        }
         bpffs::prepare(&opts.pin_root)?;
         let s = opts.sizes;
         let resized = pins::set_aside_resized(&opts.pin_root, &s)?;

@@ -212,7 +212,6 @@ impl fmt::Display for Flow {
 mod tests {
     use std::{
         collections::BTreeMap,
-        path::PathBuf,
         time::{Duration, SystemTime},
     };
 
