@@ -9,10 +9,26 @@ pub const MODE_AUDIT: u32 = 0;
 /// Generation mode: denied packets are dropped.
 pub const MODE_ENFORCE: u32 = 1;
 
-/// `GenMeta::default_deny` bit: ingress is default-deny.
+/// `GenMeta::flags` bit: ingress is default-deny.
 pub const DEFAULT_DENY_INGRESS: u32 = 1;
-/// `GenMeta::default_deny` bit: egress is default-deny.
+/// `GenMeta::flags` bit: egress is default-deny.
 pub const DEFAULT_DENY_EGRESS: u32 = 2;
+
+/// `GenMeta::flags` bits naming lookups a generation can skip because it has
+/// no entry in that map: the datapath does not probe an empty table. A set
+/// bit means "empty", so a generation written by an older release (no such
+/// bits) skips nothing.
+pub const SKIP_HOSTS_V4: u32 = 1 << 8;
+/// No IPv4 prefix shorter than /32 in `HFW_IDENT_V4`.
+pub const SKIP_IDENT_V4: u32 = 1 << 9;
+/// No IPv6 host (/128) in `HFW_HOSTS_V6`.
+pub const SKIP_HOSTS_V6: u32 = 1 << 10;
+/// No IPv6 prefix shorter than /128 in `HFW_IDENT_V6`.
+pub const SKIP_IDENT_V6: u32 = 1 << 11;
+/// No entry in the exact-match policy hash.
+pub const SKIP_POLICY_EXACT: u32 = 1 << 12;
+/// No entry in the policy trie.
+pub const SKIP_POLICY_TRIE: u32 = 1 << 13;
 
 const ACTIVE_BIT: u64 = 1;
 const FALLBACK_BIT: u64 = 2;
@@ -100,8 +116,8 @@ pub struct GenMeta {
     pub revision: u32,
     /// [`MODE_AUDIT`] or [`MODE_ENFORCE`].
     pub mode: u32,
-    /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`].
-    pub default_deny: u32,
+    /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`] | `SKIP_*` bits.
+    pub flags: u32,
     /// Index of this generation's rule 0 in `HFW_RULE_STATS`.
     pub rule_stats_base: u32,
 }
@@ -116,7 +132,14 @@ impl GenMeta {
         } else {
             DEFAULT_DENY_EGRESS
         };
-        self.default_deny & bit != 0
+        self.flags & bit != 0
+    }
+
+    /// Whether the lookup of `skip` (a `SKIP_*` bit) cannot match.
+    #[inline(always)]
+    #[must_use]
+    pub const fn skips(&self, skip: u32) -> bool {
+        self.flags & skip != 0
     }
 }
 

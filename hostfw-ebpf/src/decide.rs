@@ -4,7 +4,10 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use hostfw_common::{
     FAMILY_V4,
-    config::GenMeta,
+    config::{
+        GenMeta, SKIP_HOSTS_V4, SKIP_HOSTS_V6, SKIP_IDENT_V4, SKIP_IDENT_V6, SKIP_POLICY_EXACT,
+        SKIP_POLICY_TRIE,
+    },
     event::Reason,
     policy::{
         ACTION_ALLOW, ACTION_DENY, ACTION_FAILSAFE, IDENT_PREFIX_GEN, IDENTITY_ANY, IDENTITY_NONE,
@@ -39,17 +42,23 @@ pub struct Query<'a> {
 
 // Not inlined: a call frame of its own keeps the programs within the
 // 512-byte BPF stack.
+// Tables the generation left empty (`meta.skips`) are not probed.
 #[inline(never)]
-fn identity(generation: u32, family: u8, remote: &[u8; 16]) -> u32 {
+fn identity(generation: u32, meta: &GenMeta, family: u8, remote: &[u8; 16]) -> u32 {
     // Host addresses (/32, /128) are in a hash: a hit is the longest match.
     if family == FAMILY_V4 {
         let k = IdentKeyV4 {
             generation,
             addr: [remote[0], remote[1], remote[2], remote[3]],
         };
-        // SAFETY: the value is copied out at once.
-        if let Some(id) = unsafe { HOSTS_V4.get(&k) } {
-            return *id;
+        if !meta.skips(SKIP_HOSTS_V4) {
+            // SAFETY: the value is copied out at once.
+            if let Some(id) = unsafe { HOSTS_V4.get(&k) } {
+                return *id;
+            }
+        }
+        if meta.skips(SKIP_IDENT_V4) {
+            return IDENTITY_NONE;
         }
         IDENT_V4
             .get(&Key::new(IDENT_PREFIX_GEN + 32, k))
@@ -60,9 +69,14 @@ fn identity(generation: u32, family: u8, remote: &[u8; 16]) -> u32 {
             generation,
             addr: *remote,
         };
-        // SAFETY: as above.
-        if let Some(id) = unsafe { HOSTS_V6.get(&k) } {
-            return *id;
+        if !meta.skips(SKIP_HOSTS_V6) {
+            // SAFETY: as above.
+            if let Some(id) = unsafe { HOSTS_V6.get(&k) } {
+                return *id;
+            }
+        }
+        if meta.skips(SKIP_IDENT_V6) {
+            return IDENTITY_NONE;
         }
         IDENT_V6
             .get(&Key::new(IDENT_PREFIX_GEN + 128, k))
@@ -80,7 +94,11 @@ fn lookup(q: &Query<'_>, identity: u32) -> PolicyValue {
 
 #[inline(always)]
 fn lookup_entry(q: &Query<'_>, identity: u32) -> Option<PolicyValue> {
+    let trie = !q.meta.skips(SKIP_POLICY_TRIE);
     if !q.port_known {
+        if !trie {
+            return None;
+        }
         let key = PolicyKey::new(q.generation, identity, q.direction, q.proto, q.port);
         return POLICY.get(&Key::new(POLICY_PREFIX_PORT_ANY, key)).copied();
     }
@@ -92,9 +110,14 @@ fn lookup_entry(q: &Query<'_>, identity: u32) -> Option<PolicyValue> {
         q.proto,
         q.port & exact_port_mask(q.proto),
     );
-    // SAFETY: the value is copied out at once.
-    if let Some(v) = unsafe { POLICY_EXACT.get(&exact) } {
-        return Some(*v);
+    if !q.meta.skips(SKIP_POLICY_EXACT) {
+        // SAFETY: the value is copied out at once.
+        if let Some(v) = unsafe { POLICY_EXACT.get(&exact) } {
+            return Some(*v);
+        }
+    }
+    if !trie {
+        return None;
     }
     let key = PolicyKey::new(q.generation, identity, q.direction, q.proto, q.port);
     POLICY.get(&Key::new(POLICY_PREFIX_FULL, key)).copied()
@@ -104,7 +127,7 @@ fn lookup_entry(q: &Query<'_>, identity: u32) -> Option<PolicyValue> {
 /// direction's default decides. A call, for the stack (see [`identity`]).
 #[inline(never)]
 pub fn decide(q: &Query<'_>) -> Decision {
-    let id = identity(q.generation, q.family, q.remote);
+    let id = identity(q.generation, q.meta, q.family, q.remote);
     let any = lookup(q, IDENTITY_ANY);
     // `combine` picks the higher action, so "no entry" (action 0) loses.
     let best = if id == IDENTITY_NONE {

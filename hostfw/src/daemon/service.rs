@@ -825,8 +825,8 @@ impl Service {
                 rev,
                 "programs pinned by an earlier run (their policy is not known here)".into(),
                 Vec::new(),
-                m.default_deny & hostfw_common::config::DEFAULT_DENY_INGRESS != 0,
-                m.default_deny & hostfw_common::config::DEFAULT_DENY_EGRESS != 0,
+                m.flags & hostfw_common::config::DEFAULT_DENY_INGRESS != 0,
+                m.flags & hostfw_common::config::DEFAULT_DENY_EGRESS != 0,
             ),
             _ => ("audit".into(), 0, "none".into(), Vec::new(), false, false),
         }

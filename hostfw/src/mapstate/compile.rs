@@ -169,19 +169,22 @@ pub fn compile_after(
     if rules.default_deny_egress {
         default_deny |= DEFAULT_DENY_EGRESS;
     }
-    Ok(MapState {
+    let mut state = MapState {
         meta: Meta {
             mode: match rules.mode {
                 Mode::Audit => MODE_AUDIT,
                 Mode::Enforce => MODE_ENFORCE,
             },
             default_deny,
+            skip: 0,
         },
         ident_v4: ids.ident_v4,
         ident_v6: ids.ident_v6,
         policy,
         max_rule_id: rules.rules.iter().map(|r| r.id).max().unwrap_or(0),
-    })
+    };
+    state.meta.skip = state.skips();
+    Ok(state)
 }
 
 /// Canonical form of a selector: host bits cleared, excepts checked, sorted

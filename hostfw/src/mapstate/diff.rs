@@ -229,7 +229,17 @@ mod tests {
         }]);
         let new = compile(&new_rules).expect("compiles");
         let d = diff(&old, &new);
-        assert!(!d.meta_changed);
+        // Mode and defaults stay; the first IPv6 prefix and the first
+        // any-protocol entry (in the trie) clear their skip bits.
+        assert!(d.meta_changed);
+        assert_eq!(
+            (old.meta.mode, old.meta.default_deny),
+            (new.meta.mode, new.meta.default_deny)
+        );
+        assert_eq!(
+            old.meta.skip ^ new.meta.skip,
+            hostfw_common::config::SKIP_IDENT_V6 | hostfw_common::config::SKIP_POLICY_TRIE
+        );
         assert_eq!(
             d.ident_v4.upserts,
             vec![("10.0.0.0/9".parse().expect("valid"), 1)]

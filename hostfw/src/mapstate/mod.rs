@@ -47,6 +47,9 @@ pub struct Meta {
     pub mode: u32,
     /// [`DEFAULT_DENY_INGRESS`] | [`DEFAULT_DENY_EGRESS`].
     pub default_deny: u32,
+    /// The `SKIP_*` bits of the tables this generation leaves empty
+    /// ([`MapState::skips`]).
+    pub skip: u32,
 }
 
 impl Meta {
@@ -56,7 +59,7 @@ impl Meta {
         GenMeta {
             revision,
             mode: self.mode,
-            default_deny: self.default_deny,
+            flags: self.default_deny | self.skip,
             rule_stats_base,
         }
     }
@@ -247,6 +250,30 @@ impl MapState {
             .fold(self.max_rule_id, u32::max)
     }
 
+    /// The `SKIP_*` bits of the tables these entries leave empty, as the
+    /// writer splits them (host prefixes and exact entries in the hashes,
+    /// the rest in the tries).
+    #[must_use]
+    pub fn skips(&self) -> u32 {
+        use hostfw_common::config::{
+            SKIP_HOSTS_V4, SKIP_HOSTS_V6, SKIP_IDENT_V4, SKIP_IDENT_V6, SKIP_POLICY_EXACT,
+            SKIP_POLICY_TRIE,
+        };
+        let mut skip = 0;
+        let mut unless = |present: bool, bit: u32| {
+            if !present {
+                skip |= bit;
+            }
+        };
+        unless(self.ident_v4.keys().any(|n| n.prefix_len() == 32), SKIP_HOSTS_V4);
+        unless(self.ident_v4.keys().any(|n| n.prefix_len() < 32), SKIP_IDENT_V4);
+        unless(self.ident_v6.keys().any(|n| n.prefix_len() == 128), SKIP_HOSTS_V6);
+        unless(self.ident_v6.keys().any(|n| n.prefix_len() < 128), SKIP_IDENT_V6);
+        unless(self.policy.keys().any(PolicyEntry::is_exact), SKIP_POLICY_EXACT);
+        unless(self.policy.keys().any(|e| !e.is_exact()), SKIP_POLICY_TRIE);
+        skip
+    }
+
     /// Whether both hold the same map entries (settings aside).
     #[must_use]
     pub fn same_entries(&self, other: &Self) -> bool {
@@ -425,6 +452,7 @@ mod tests {
         let m = Meta {
             mode: MODE_ENFORCE,
             default_deny: DEFAULT_DENY_EGRESS,
+            skip: hostfw_common::config::SKIP_POLICY_TRIE,
         };
         assert!(m.enforces());
         assert!(!m.denies_by_default(hostfw_common::DIR_INGRESS));
