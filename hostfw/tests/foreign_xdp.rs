@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::{Pair, TestDatapath, daemon::Daemon, foreign, traffic};
 use hostfw::{
-    datapath::{bpffs::link_pin, writer::Switch},
+    datapath::{
+        attach::{Attachment, XdpState},
+        bpffs::link_pin,
+        writer::Switch,
+    },
     mapstate,
     ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
@@ -57,7 +61,7 @@ fn load_in_node(pair: &Pair) -> TestDatapath {
 }
 
 /// Attaches `t` to the node's veth (inside the node namespace).
-fn attach(pair: &Pair, mut t: TestDatapath) -> (TestDatapath, String) {
+fn attach(pair: &Pair, mut t: TestDatapath) -> (TestDatapath, Attachment) {
     let path = format!("/run/netns/{}", pair.node.name);
     let ifname = pair.node_if.clone();
     std::thread::spawn(move || {
@@ -65,9 +69,8 @@ fn attach(pair: &Pair, mut t: TestDatapath) -> (TestDatapath, String) {
         let a =
             t.dp.attach(&ifname)
                 .unwrap_or_else(|e| panic!("attach to {ifname} failed: {e}"));
-        let shown = format!("{a:?} / {a}");
-        eprintln!("attached: {shown}");
-        (t, shown)
+        eprintln!("attached: {a}");
+        (t, a)
     })
     .join()
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
@@ -97,11 +100,13 @@ fn servers(pair: &Pair) {
 fn tc_enforces_the_policy_when_another_xdp_program_is_attached() {
     let pair = Pair::new();
     let id = foreign::attach(&pair.node, &pair.node_if, "other_fw", None);
-    let (mut t, shown) = attach(&pair, load_in_node(&pair));
-    assert!(shown.contains("Foreign"), "recorded as foreign: {shown}");
+    let (mut t, a) = attach(&pair, load_in_node(&pair));
+    assert_eq!(a.xdp, foreign_state(id, "other_fw"), "{a}");
     assert!(
-        shown.contains(&format!("id {id}")) && shown.contains("other_fw"),
-        "{shown}"
+        a.to_string().contains(&format!(
+            "xdp: another program (id {id}, name other_fw) is attached; hostfw enforces at TC only"
+        )),
+        "{a}"
     );
     apply(&mut t, &pair);
     servers(&pair);
@@ -120,19 +125,19 @@ fn tc_enforces_the_policy_when_another_xdp_program_is_attached() {
 fn a_foreign_program_named_like_hostfws_is_not_replaced() {
     let pair = Pair::new();
     let id = foreign::attach(&pair.node, &pair.node_if, "hostfw_xdp", None);
-    let (mut t, shown) = attach(&pair, load_in_node(&pair));
+    let (mut t, a) = attach(&pair, load_in_node(&pair));
     assert_eq!(
         foreign::attached_id(&pair.node, &pair.node_if),
         Some(id),
-        "the foreign hostfw_xdp must stay attached ({shown})"
+        "the foreign hostfw_xdp must stay attached ({a})"
     );
-    assert!(shown.contains("Foreign"), "recorded as foreign: {shown}");
+    assert_eq!(a.xdp, foreign_state(id, "hostfw_xdp"), "{a}");
     apply(&mut t, &pair);
     servers(&pair);
     assert_enforced(&pair, "foreign hostfw_xdp, hostfw at TC");
     // A second attach (a restart of the daemon) still leaves it alone.
-    let (t, shown) = attach(&pair, t);
-    assert!(shown.contains("Foreign"), "{shown}");
+    let (t, a) = attach(&pair, t);
+    assert_eq!(a.xdp, foreign_state(id, "hostfw_xdp"), "{a}");
     assert_eq!(foreign::attached_id(&pair.node, &pair.node_if), Some(id));
     drop(t);
 }
@@ -170,6 +175,30 @@ fn a_forged_fixed_mark_does_not_skip_tc_ingress() {
     forged_mark_after_takeover(0xdead_beef);
 }
 
+/// Even the mark of this very load, written by a foreign program, is not
+/// trusted: XDP on that interface is not hostfw's.
+#[test]
+fn the_loaded_mark_is_not_trusted_where_xdp_is_foreign() {
+    let pair = Pair::new();
+    let t = load_in_node(&pair);
+    let other = load_in_node(&pair);
+    assert_ne!(t.dp.xdp_mark(), HFW1);
+    assert_ne!(
+        t.dp.xdp_mark(),
+        other.dp.xdp_mark(),
+        "each load draws its own mark"
+    );
+    drop(other);
+    let id = foreign::attach(&pair.node, &pair.node_if, "forger", Some(t.dp.xdp_mark()));
+    let (mut t, a) = attach(&pair, t);
+    assert_eq!(a.xdp, foreign_state(id, "forger"), "{a}");
+    apply(&mut t, &pair);
+    servers(&pair);
+    assert_enforced(&pair, "forger writing hostfw's current mark");
+    let c = t.dp.counters().expect("counters");
+    assert_eq!(c.get(Stat::XdpDecided), 0, "no packet skipped TC: {c:?}");
+}
+
 #[test]
 fn hostfws_own_mark_spares_tc_ingress_a_second_decision() {
     let pair = Pair::new();
@@ -182,6 +211,13 @@ fn hostfws_own_mark_spares_tc_ingress_a_second_decision() {
         c.get(Stat::XdpDecided) > 0,
         "TC ingress skipped packets XDP passed: {c:?}"
     );
+}
+
+fn foreign_state(prog_id: u32, name: &str) -> XdpState {
+    XdpState::Foreign {
+        prog_id,
+        name: name.into(),
+    }
 }
 
 /// The daemon on an interface with a foreign program named `hostfw_xdp`:

@@ -22,18 +22,18 @@ fn program(meta: Option<u32>) -> Vec<u64> {
         return vec![insn(0xb7, 0, XDP_PASS), insn(0x95, 0, 0)];
     };
     vec![
-        insn_full(0xbf, 6, 1, 0, 0),             // r6 = ctx
-        insn(0xb7, 2, -4),                       // r2 = -4
-        insn(0x85, 0, BPF_FUNC_XDP_ADJUST_META), // bpf_xdp_adjust_meta(ctx, -4)
-        insn_full(0x55, 0, 0, 6, 0),             // if r0 != 0 goto pass
-        insn_full(0x61, 2, 6, 8, 0),             // r2 = ctx->data_meta
-        insn_full(0x61, 3, 6, 0, 0),             // r3 = ctx->data
-        insn_full(0xbf, 4, 2, 0, 0),             // r4 = r2
-        insn(0x07, 4, 4),                        // r4 += 4
-        insn_full(0x2d, 4, 3, 1, 0),             // if r4 > r3 goto pass
+        insn_full(0xbf, 6, 1, 0, 0),                   // r6 = ctx
+        insn(0xb7, 2, -4),                             // r2 = -4
+        insn(0x85, 0, BPF_FUNC_XDP_ADJUST_META),       // bpf_xdp_adjust_meta(ctx, -4)
+        insn_full(0x55, 0, 0, 6, 0),                   // if r0 != 0 goto pass
+        insn_full(0x61, 2, 6, 8, 0),                   // r2 = ctx->data_meta
+        insn_full(0x61, 3, 6, 0, 0),                   // r3 = ctx->data
+        insn_full(0xbf, 4, 2, 0, 0),                   // r4 = r2
+        insn(0x07, 4, 4),                              // r4 += 4
+        insn_full(0x2d, 4, 3, 1, 0),                   // if r4 > r3 goto pass
         insn_full(0x62, 2, 0, 0, value.cast_signed()), // *(u32 *)meta = value
-        insn(0xb7, 0, XDP_PASS),                 // pass: r0 = XDP_PASS
-        insn(0x95, 0, 0),                        // exit
+        insn(0xb7, 0, XDP_PASS),                       // pass: r0 = XDP_PASS
+        insn(0x95, 0, 0),                              // exit
     ]
 }
 
