@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use common::{Pair, TestDatapath, daemon::Daemon, foreign, traffic};
 use hostfw::{
     datapath::{
-        attach::{Attachment, XdpState},
-        bpffs::link_pin,
+        Datapath, LoadOptions,
+        attach::{Attachment, TcAttach, XdpAttach, XdpState},
+        bpffs::{link_pin, xdp_owner_record},
         writer::Switch,
     },
     mapstate,
@@ -272,4 +273,70 @@ fn the_daemon_reports_a_foreign_program_and_leaves_it_on_detach() {
         "detach removes only hostfw's own program:\n{}",
         d.log()
     );
+}
+
+/// The record decides, also on the netlink path (links that cannot be
+/// pinned, or a previous run's netlink attachment): a program whose id is
+/// recorded is taken over in place, a restarted loader takes over the
+/// program the previous one recorded, and `detach_netlink` removes it.
+#[test]
+fn a_recorded_program_is_taken_over_through_netlink_across_a_restart() {
+    let pair = Pair::new();
+    // A previous run's program, attached through netlink, and its record.
+    let previous = foreign::attach(&pair.node, &pair.node_if, "prev_run", None);
+    let mut t = load_in_node(&pair);
+    let record = xdp_owner_record(&t.pin_root, &pair.node_if);
+    std::os::unix::fs::symlink(previous.to_string(), &record).expect("write the record");
+    let (t1, a) = attach(&pair, t);
+    t = t1;
+    assert_eq!(a.xdp, XdpState::Hostfw(XdpAttach::Native), "{a}");
+    assert_eq!(a.tc, TcAttach::Clsact, "in place, through netlink: {a}");
+    let first = foreign::attached_id(&pair.node, &pair.node_if).expect("attached");
+    assert_ne!(first, previous, "the recorded program was replaced");
+    assert_eq!(
+        read_record(&record),
+        first,
+        "the record names the new program"
+    );
+    apply(&mut t, &pair);
+    servers(&pair);
+    assert_enforced(&pair, "taken over through netlink");
+    let c = t.dp.counters().expect("counters");
+    assert!(c.get(Stat::XdpDecided) > 0, "own mark trusted: {c:?}");
+    // A restart: a second loader on the same pins.
+    let pin_root = t.pin_root.clone();
+    let ifname = pair.node_if.clone();
+    let second = pair.node.run(move || {
+        let mut dp = Datapath::load(&LoadOptions {
+            pin_root,
+            sizes: TestDatapath::SIZES,
+        })
+        .expect("second load");
+        let a = dp.attach(&ifname).expect("second attach");
+        (dp, a)
+    });
+    let (dp2, a) = second;
+    assert_eq!(a.xdp, XdpState::Hostfw(XdpAttach::Native), "{a}");
+    assert!(a.adopted, "taken over: {a}");
+    let now = foreign::attached_id(&pair.node, &pair.node_if).expect("attached");
+    assert_ne!(now, first, "the restarted loader's program is attached");
+    assert_eq!(read_record(&record), now);
+    assert_enforced(&pair, "after the restart");
+    // Detach removes hostfw's own program (and only because it is recorded).
+    let (pin_root, ifname) = (t.pin_root.clone(), pair.node_if.clone());
+    let found = pair
+        .node
+        .run(move || hostfw::datapath::attach::detach_netlink(&pin_root, &ifname))
+        .expect("detach");
+    assert!(found);
+    assert_eq!(foreign::attached_id(&pair.node, &pair.node_if), None);
+    drop(dp2);
+}
+
+fn read_record(path: &std::path::Path) -> u32 {
+    std::fs::read_link(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}: not a program id", path.display()))
 }
