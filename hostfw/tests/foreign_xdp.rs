@@ -19,7 +19,7 @@ use hostfw::{
     mapstate,
     ruleset::{Action, Direction, L4, Mode, Peers, Rule, RuleSet},
 };
-use hostfw_common::{proto, stats::Stat};
+use hostfw_common::{names::MAP_CONFIG, proto, stats::Stat};
 
 const SHORT: Duration = Duration::from_millis(700);
 const LONG: Duration = Duration::from_secs(3);
@@ -339,4 +339,33 @@ fn read_record(path: &std::path::Path) -> u32 {
         .to_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{}: not a program id", path.display()))
+}
+
+/// A release before the records attached its XDP through netlink and
+/// recorded nothing: its program (it uses the pinned maps) is still taken
+/// over in place on upgrade, not left as a foreign one.
+#[test]
+fn an_older_releases_netlink_program_is_taken_over_without_a_record() {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+
+    let pair = Pair::new();
+    let t = load_in_node(&pair);
+    let config = aya::maps::MapData::from_pin(t.pin_root.join(MAP_CONFIG)).expect("config pin");
+    let older = foreign::attach_using(
+        &pair.node,
+        &pair.node_if,
+        "hostfw_xdp",
+        config.fd().as_fd().as_raw_fd(),
+    );
+    let (mut t, a) = attach(&pair, t);
+    assert_eq!(a.xdp, XdpState::Hostfw(XdpAttach::Native), "{a}");
+    assert_eq!(a.tc, TcAttach::Clsact, "replaced in place: {a}");
+    assert_ne!(
+        foreign::attached_id(&pair.node, &pair.node_if),
+        Some(older),
+        "the older release's program was replaced"
+    );
+    apply(&mut t, &pair);
+    servers(&pair);
+    assert_enforced(&pair, "after the upgrade");
 }

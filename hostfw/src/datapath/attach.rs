@@ -29,7 +29,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::Array,
+    maps::{Array, MapData},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -40,7 +40,7 @@ use aya::{
     util::KernelVersion,
 };
 use hostfw_common::{
-    names::{MAP_XDP_OWNED, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
+    names::{MAP_CONFIG, MAP_XDP_OWNED, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
     stats::MAX_IFINDEX,
 };
 
@@ -552,7 +552,15 @@ pub fn detach_netlink(pin_root: &Path, ifname: &str) -> Result<bool, DatapathErr
 /// Whether the XDP program `prog_id` attached to `ifname` is hostfw's: its
 /// id is the one recorded when hostfw attached it, or the program of one
 /// of hostfw's pinned XDP links there. Never by name.
+///
+/// Releases before the record attached through netlink without one: where
+/// no record exists, a program that uses hostfw's pinned config map (one
+/// of this pin root's maps) is hostfw's too.
 fn owns(pin_root: &Path, ifname: &str, prog_id: u32) -> bool {
+    let record = xdp_owner_record(pin_root, ifname);
+    if std::fs::symlink_metadata(&record).is_err() && uses_pinned_config(pin_root, prog_id) {
+        return true;
+    }
     if read_record(pin_root, ifname) == Some(prog_id) {
         return true;
     }
@@ -564,6 +572,22 @@ fn owns(pin_root: &Path, ifname: &str, prog_id: u32) -> bool {
             FdLink::from(pinned).info().ok()
         })
         .any(|info| info.program_id() == prog_id)
+}
+
+/// Whether program `prog_id` uses the config map pinned under `pin_root`.
+fn uses_pinned_config(pin_root: &Path, prog_id: u32) -> bool {
+    let Some(config) = MapData::from_pin(pin_root.join(MAP_CONFIG))
+        .ok()
+        .and_then(|m| m.info().ok())
+        .map(|i| i.id())
+    else {
+        return false;
+    };
+    aya::programs::loaded_programs()
+        .flatten()
+        .find(|p| p.id() == prog_id)
+        .and_then(|p| p.map_ids().ok().flatten())
+        .is_some_and(|ids| ids.contains(&config))
 }
 
 /// The recorded id of hostfw's XDP program on `ifname`: the target of a

@@ -37,12 +37,37 @@ fn program(meta: Option<u32>) -> Vec<u64> {
     ]
 }
 
+/// A program that looks up key 0 of the map `map_fd` (so it uses that
+/// map), then passes.
+fn program_using(map_fd: i32) -> Vec<u64> {
+    vec![
+        insn_full(0x62, 10, 0, -4, 0),    // *(u32 *)(r10 - 4) = 0
+        insn_full(0xbf, 2, 10, 0, 0),     // r2 = r10
+        insn(0x07, 2, -4),                // r2 += -4
+        insn_full(0x18, 1, 1, 0, map_fd), // r1 = map (ld_imm64, pseudo map fd ...
+        0,                                // ... second half)
+        insn(0x85, 0, 1),                 // call map_lookup_elem
+        insn(0xb7, 0, XDP_PASS),          // r0 = XDP_PASS
+        insn(0x95, 0, 0),                 // exit
+    ]
+}
+
 /// Loads the program named `name` and attaches it to `ifname` in `ns`
 /// (replacing a program attached through netlink); returns its id.
 pub fn attach(ns: &Netns, ifname: &str, name: &'static str, meta: Option<u32>) -> u32 {
+    attach_insns(ns, ifname, name, program(meta))
+}
+
+/// [`attach`] of a program that uses the map `map_fd` (as hostfw's own
+/// programs use its pinned maps).
+pub fn attach_using(ns: &Netns, ifname: &str, name: &'static str, map_fd: i32) -> u32 {
+    attach_insns(ns, ifname, name, program_using(map_fd))
+}
+
+fn attach_insns(ns: &Netns, ifname: &str, name: &'static str, insns: Vec<u64>) -> u32 {
     let ifname = ifname.to_owned();
     ns.run(move || {
-        let prog = rawbpf::load(rawbpf::BPF_PROG_TYPE_XDP, &program(meta), name.as_bytes())
+        let prog = rawbpf::load(rawbpf::BPF_PROG_TYPE_XDP, &insns, name.as_bytes())
             .unwrap_or_else(|e| panic!("loading the foreign XDP program {name}: {e}"));
         let ifindex = nix::net::if_::if_nametoindex(ifname.as_str())
             .unwrap_or_else(|e| panic!("{ifname}: {e}"));
