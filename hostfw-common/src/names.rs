@@ -51,9 +51,16 @@ pub const MAP_IF_STATS: &str = "HFW_IF_STATS";
 pub const MAP_EVENTS: &str = "HFW_EVENTS";
 /// Per-CPU token bucket that rate-limits events.
 pub const MAP_EVENT_BUDGET: &str = "HFW_EV_BUDGET";
+/// Array indexed by interface index: 1 where XDP is hostfw's own program,
+/// the only interfaces where TC ingress trusts XDP's hand-off mark.
+pub const MAP_XDP_OWNED: &str = "HFW_XDP_OWNED";
+
+/// `.rodata` global: the metadata marker with which XDP tells TC ingress it
+/// passed a packet, drawn at random at every load.
+pub const GLOBAL_XDP_MARK: &str = "HFW_XDP_MARK";
 
 /// Every map, for checks and pinning.
-pub const MAPS: [&str; 16] = [
+pub const MAPS: [&str; 17] = [
     MAP_CONFIG,
     MAP_GEN_META,
     MAP_IDENT_V4,
@@ -70,6 +77,7 @@ pub const MAPS: [&str; 16] = [
     MAP_IF_STATS,
     MAP_EVENTS,
     MAP_EVENT_BUDGET,
+    MAP_XDP_OWNED,
 ];
 
 /// Default bpffs directory of hostfw's pins.

@@ -76,9 +76,6 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
     "ct_userspace_added",
 ];
 
-/// The metadata marker XDP leaves on packets it passed (`"HFW1"`).
-pub const XDP_DECIDED_MARK: u32 = u32::from_le_bytes(*b"HFW1");
-
 /// Packets per interface, one slot per interface index below
 /// [`MAX_IFINDEX`] (higher indexes share the last slot).
 #[repr(C)]

@@ -2,16 +2,37 @@
 //! decide it again (a second conntrack lookup, and in audit mode a second
 //! count and event for untracked packets).
 //!
-//! XDP puts a 4-byte marker in the packet's metadata area; only XDP
-//! programs can write metadata, so a sender cannot forge it. Where the
-//! driver offers no metadata room, there is no marker and TC decides the
-//! packet itself.
+//! XDP puts a 4-byte marker in the packet's metadata area. A sender cannot
+//! write metadata, but another XDP program can, so TC ingress trusts the
+//! marker only when
+//! - it is the value this load of the object uses ([`HFW_XDP_MARK`], drawn
+//!   at random by the loader: no fixed value to copy), and
+//! - XDP on the packet's interface is hostfw's own: the loader sets the
+//!   interface's slot of [`crate::maps::XDP_OWNED`] when it attaches
+//!   hostfw's XDP there and clears it where another program runs at XDP.
+//!
+//! Where the driver offers no metadata room, there is no marker and TC
+//! decides the packet itself.
 
 use aya_ebpf::{
     helpers::generated::bpf_xdp_adjust_meta,
     programs::{TcContext, XdpContext},
 };
-use hostfw_common::stats::XDP_DECIDED_MARK;
+
+use crate::maps::XDP_OWNED;
+
+/// The marker (`.rodata`): the loader replaces this default with a random
+/// value at every load (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static HFW_XDP_MARK: u32 = 1;
+
+/// The marker of this load. A volatile read: the compiler must not fold
+/// the default in.
+#[inline(always)]
+fn mark_value() -> u32 {
+    // SAFETY: a read of an initialised global.
+    unsafe { core::ptr::read_volatile(&raw const HFW_XDP_MARK) }
+}
 
 /// Marks a packet XDP passed.
 #[inline(always)]
@@ -25,20 +46,27 @@ pub fn mark(ctx: &XdpContext) {
         return;
     }
     // SAFETY: bounds checked against `data` just above.
-    unsafe { core::ptr::write_unaligned(meta as *mut u32, XDP_DECIDED_MARK) };
+    unsafe { core::ptr::write_unaligned(meta as *mut u32, mark_value()) };
 }
 
-/// Whether XDP already passed this packet.
+/// Whether hostfw's XDP already passed this packet.
 #[inline(always)]
 pub fn decided(ctx: &TcContext) -> bool {
     // SAFETY: reading fields of the program's own context.
-    let (meta, data) = unsafe {
+    let (meta, data, ifindex) = unsafe {
         let skb = ctx.skb.skb;
-        ((*skb).data_meta as usize, (*skb).data as usize)
+        (
+            (*skb).data_meta as usize,
+            (*skb).data as usize,
+            (*skb).ifindex,
+        )
     };
     if meta + 4 > data {
         return false;
     }
     // SAFETY: bounds checked against `data` just above.
-    unsafe { core::ptr::read_unaligned(meta as *const u32) == XDP_DECIDED_MARK }
+    if unsafe { core::ptr::read_unaligned(meta as *const u32) } != mark_value() {
+        return false;
+    }
+    XDP_OWNED.get(ifindex).is_some_and(|&owned| owned == 1)
 }

@@ -59,6 +59,11 @@ pub static RULE_STATS: PerCpuArray<u64> =
 #[map(name = "HFW_IF_STATS")]
 pub static IF_STATS: PerCpuArray<IfCounters> = PerCpuArray::pinned(MAX_IFINDEX, 0);
 
+/// 1 where XDP on that interface index is hostfw's own (set by the
+/// loader): only there does TC ingress trust the hand-off mark.
+#[map(name = "HFW_XDP_OWNED")]
+pub static XDP_OWNED: Array<u32> = Array::pinned(MAX_IFINDEX, 0);
+
 #[map(name = "HFW_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(1 << 20, 0);
 

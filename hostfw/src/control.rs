@@ -200,12 +200,25 @@ pub struct TrialStatus {
 pub struct InterfaceStatus {
     /// Name.
     pub name: String,
-    /// "native" or "generic".
+    /// "native" or "generic" (hostfw's XDP), or "foreign": another
+    /// program runs at XDP and hostfw enforces at TC only.
     pub xdp: String,
+    /// The other program, when `xdp` is "foreign".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_foreign: Option<ForeignXdp>,
     /// "tcx" or "clsact".
     pub tc: String,
     /// Links pinned (they outlive the daemon).
     pub pinned: bool,
+}
+
+/// Another tool's program at XDP on a managed interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignXdp {
+    /// Its id.
+    pub prog_id: u32,
+    /// Its name as the kernel holds it (may be empty).
+    pub name: String,
 }
 
 /// A policy as the daemon sees it.

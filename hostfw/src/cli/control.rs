@@ -146,7 +146,14 @@ pub fn render(s: &Status) -> String {
     }
     for i in &s.interfaces {
         let pin = if i.pinned { "" } else { ", links not pinned" };
-        t.push_str(&format!("  {}: xdp {}, tc {}{pin}\n", i.name, i.xdp, i.tc));
+        let xdp = match &i.xdp_foreign {
+            Some(f) => format!(
+                "xdp: another program (id {}, name {}) is attached; hostfw enforces at TC only",
+                f.prog_id, f.name
+            ),
+            None => format!("xdp {}", i.xdp),
+        };
+        t.push_str(&format!("  {}: {xdp}, tc {}{pin}\n", i.name, i.tc));
     }
     t.push_str("policies:\n");
     if s.policies.is_empty() {

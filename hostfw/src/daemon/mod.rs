@@ -18,7 +18,11 @@ use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 use crate::{
     config::Config,
     control::{Request, Response},
-    datapath::{Datapath, DatapathError, LoadOptions, events::VerdictEvent},
+    datapath::{
+        Datapath, DatapathError, LoadOptions,
+        attach::{Attachment, XdpState},
+        events::VerdictEvent,
+    },
     duration,
     ruleset::Mode,
 };
@@ -114,10 +118,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     for ifname in &ifaces {
         match svc.datapath().attach(ifname) {
-            Ok(a) => {
-                log::info!("attached {a}");
-                svc.attached(a);
-            }
+            Ok(a) => record_attachment(&mut svc, a, "attached"),
             Err(e) => log::error!("{ifname}: not attached: {e}"),
         }
     }
@@ -279,7 +280,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     drop(svc);
     if detach_on_exit {
         for ifname in &attached {
-            if let Err(e) = crate::datapath::attach::detach_netlink(ifname) {
+            if let Err(e) = crate::datapath::attach::detach_netlink(&opts.pin_root, ifname) {
                 log::error!("detach from {ifname}: {e}");
             }
         }
@@ -403,16 +404,36 @@ fn seed_conntrack(svc: &mut service::Service) {
     }
 }
 
+/// Logs an attachment and records it for status; warns once (not again
+/// while it stays so) when another program runs at XDP there.
+fn record_attachment(svc: &mut service::Service, a: Attachment, what: &str) {
+    log::info!("{what} {a}");
+    let warn = match &a.xdp {
+        XdpState::Foreign { prog_id, name } => Some(format!(
+            "{}: another XDP program (id {prog_id}, name {name:?}) is attached; hostfw \
+             leaves it in place and enforces at TC only (no XDP drops there). Detach \
+             that program (ip link set dev {} xdp off) or exclude the interface in \
+             [interfaces] of the configuration",
+            a.ifname, a.ifname
+        )),
+        XdpState::Hostfw(_) => None,
+    };
+    let xdp = a.xdp.clone();
+    let before = svc.attached(a);
+    if let Some(w) = warn
+        && before.is_none_or(|b| b.xdp != xdp)
+    {
+        log::warn!("{w}");
+    }
+}
+
 /// A link appeared or went away, or addresses changed.
 fn on_net_event(svc: &mut service::Service, ev: crate::netwatch::NetEvent) {
     use crate::netwatch::NetEvent;
     match ev {
         NetEvent::LinkAdded { name, .. } if svc.config().interfaces.manages(&name) => {
             match svc.datapath().attach(&name) {
-                Ok(a) => {
-                    log::info!("new interface: attached {a}");
-                    svc.attached(a);
-                }
+                Ok(a) => record_attachment(svc, a, "new interface: attached"),
                 Err(e) => log::error!("new interface {name}: not attached: {e}"),
             }
         }

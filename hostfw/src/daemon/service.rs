@@ -17,10 +17,10 @@ use super::{
 };
 use crate::{
     config::Config,
-    control::{InterfaceStatus, PolicyStatus, Status, TrialStatus},
+    control::{ForeignXdp, InterfaceStatus, PolicyStatus, Status, TrialStatus},
     datapath::{
         Datapath,
-        attach::{Attachment, TcAttach, XdpAttach},
+        attach::{Attachment, TcAttach, XdpAttach, XdpState},
         writer::Switch,
     },
     duration, mapstate,
@@ -207,9 +207,9 @@ impl Service {
         &self.cfg
     }
 
-    /// Records an attachment for status.
-    pub fn attached(&mut self, a: Attachment) {
-        self.attachments.insert(a.ifname.clone(), a);
+    /// Records an attachment for status; returns the one it replaces.
+    pub fn attached(&mut self, a: Attachment) -> Option<Attachment> {
+        self.attachments.insert(a.ifname.clone(), a)
     }
 
     /// Forgets an interface that went away.
@@ -871,8 +871,16 @@ impl Service {
             .map(|a| InterfaceStatus {
                 name: a.ifname.clone(),
                 xdp: match a.xdp {
-                    XdpAttach::Native => "native".into(),
-                    XdpAttach::Generic => "generic".into(),
+                    XdpState::Hostfw(XdpAttach::Native) => "native".into(),
+                    XdpState::Hostfw(XdpAttach::Generic) => "generic".into(),
+                    XdpState::Foreign { .. } => "foreign".into(),
+                },
+                xdp_foreign: match &a.xdp {
+                    XdpState::Foreign { prog_id, name } => Some(ForeignXdp {
+                        prog_id: *prog_id,
+                        name: name.clone(),
+                    }),
+                    XdpState::Hostfw(_) => None,
                 },
                 tc: match a.tc {
                     TcAttach::Tcx => "tcx".into(),

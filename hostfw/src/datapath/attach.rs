@@ -11,6 +11,15 @@
 //!
 //! Either way enforcement has no gap across a restart and a crash leaves
 //! the last policy enforcing (fail static).
+//!
+//! **Ownership of XDP.** An interface has one XDP program. hostfw records
+//! the id of the program it attached (`<pin_root>/xdp-owner/<ifname>`, see
+//! [`super::bpffs::xdp_owner_record`]; a pinned XDP link of hostfw's is a
+//! record too) and treats an attached program as its own only when its id
+//! is recorded, whatever its name. Another program is left in place:
+//! hostfw attaches its TC programs only and enforces there
+//! ([`XdpState::Foreign`]); TC ingress then decides every packet itself
+//! (it trusts XDP's hand-off mark only where XDP is hostfw's own).
 
 use std::{
     fmt,
@@ -20,6 +29,7 @@ use std::{
 
 use aya::{
     Ebpf,
+    maps::{Array, MapData},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -29,9 +39,16 @@ use aya::{
     sys::SyscallError,
     util::KernelVersion,
 };
-use hostfw_common::names::{PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP};
+use hostfw_common::{
+    names::{MAP_CONFIG, MAP_XDP_OWNED, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
+    stats::MAX_IFINDEX,
+};
 
-use super::{DatapathError, bpffs::link_pin, xdp_netlink};
+use super::{
+    DatapathError,
+    bpffs::{link_pin, xdp_owner_record},
+    xdp_netlink,
+};
 
 /// How XDP runs on an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +58,36 @@ pub enum XdpAttach {
     Native,
     /// In the generic (skb) path; the driver has no XDP support.
     Generic,
+}
+
+/// What runs at XDP on a managed interface.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpState {
+    /// hostfw's XDP program, in this mode.
+    Hostfw(XdpAttach),
+    /// A program hostfw does not own: left in place; hostfw enforces at
+    /// TC only.
+    Foreign {
+        /// The program's id.
+        prog_id: u32,
+        /// The program's name as the kernel holds it (may be empty).
+        name: String,
+    },
+}
+
+impl fmt::Display for XdpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hostfw(XdpAttach::Native) => f.write_str("xdp native"),
+            Self::Hostfw(XdpAttach::Generic) => f.write_str("xdp generic"),
+            Self::Foreign { prog_id, name } => write!(
+                f,
+                "xdp: another program (id {prog_id}, name {name}) is attached; \
+                 hostfw enforces at TC only"
+            ),
+        }
+    }
 }
 
 /// How the TC programs are attached.
@@ -58,8 +105,8 @@ pub enum TcAttach {
 pub struct Attachment {
     /// Interface name.
     pub ifname: String,
-    /// XDP mode.
-    pub xdp: XdpAttach,
+    /// hostfw's XDP and its mode, or another program.
+    pub xdp: XdpState,
     /// TC attachment kind.
     pub tc: TcAttach,
     /// True when an existing attachment was taken over (a restart).
@@ -71,10 +118,7 @@ pub struct Attachment {
 
 impl fmt::Display for Attachment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let xdp = match self.xdp {
-            XdpAttach::Native => "xdp native",
-            XdpAttach::Generic => "xdp generic",
-        };
+        let xdp = &self.xdp;
         let tc = match self.tc {
             TcAttach::Tcx => "tc ingress+egress (tcx)",
             TcAttach::Clsact => "tc ingress+egress (clsact)",
@@ -144,7 +188,8 @@ fn try_pin(link: FdLink, path: &Path) -> Result<bool, DatapathError> {
     }
 }
 
-/// Attaches (or takes over) all three programs on `ifname`.
+/// Attaches (or takes over) all three programs on `ifname`; where another
+/// program runs at XDP, only the TC programs.
 ///
 /// `pin_links` remembers whether link pins work here (`None`: not tried).
 pub fn attach(
@@ -156,6 +201,19 @@ pub fn attach(
     let ifindex = nix::net::if_::if_nametoindex(ifname)
         .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    let existing = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
+    if let Some(a) = existing
+        && !owns(pin_root, ifname, a.prog_id)
+    {
+        let xdp = XdpState::Foreign {
+            prog_id: a.prog_id,
+            name: program_name(a.prog_id),
+        };
+        // Before TC runs here: TC ingress must not trust a mark from it.
+        set_owned(ebpf, ifname, ifindex, false)?;
+        remove_record(pin_root, ifname)?;
+        return attach_tc_only(ebpf, pin_root, ifname, xdp, tcx, pin_links);
+    }
     // A program attached through netlink (a previous run) is replaced the
     // same way: a link cannot be created over it.
     // (netlink also reports a program attached through a link: pinned
@@ -163,30 +221,59 @@ pub fn attach(
     let has_link_pins = [XdpAttach::Native, XdpAttach::Generic]
         .into_iter()
         .any(|m| link_pin(pin_root, ifname, xdp_pin_name(m)).exists());
-    let by_netlink = !has_link_pins
-        && xdp_netlink::query(ifindex)
-            .map_err(|e| netlink_error(ifname, &e))?
-            .is_some();
+    let by_netlink = !has_link_pins && existing.is_some();
     if tcx
         && !by_netlink
         && *pin_links != Some(false)
         && let Some(a) = attach_links(ebpf, pin_root, ifname, pin_links)?
     {
+        record_ours(ebpf, pin_root, ifname, ifindex)?;
         return Ok(a);
     }
-    let (xdp, xdp_adopted) = xdp_by_netlink(ebpf, ifname, ifindex)?;
-    let mut tc_adopted = true;
-    for (name, kind) in [
-        (PROG_TC_INGRESS, TcAttachType::Ingress),
-        (PROG_TC_EGRESS, TcAttachType::Egress),
-    ] {
-        tc_adopted &= tc_by_netlink(ebpf, ifname, name, kind)?;
+    let (xdp, xdp_adopted) = xdp_by_netlink(ebpf, ifname, ifindex, existing)?;
+    record_ours(ebpf, pin_root, ifname, ifindex)?;
+    let tc_adopted = tc_pair_by_netlink(ebpf, ifname)?;
+    Ok(Attachment {
+        ifname: ifname.to_owned(),
+        xdp: XdpState::Hostfw(xdp),
+        tc: TcAttach::Clsact,
+        adopted: xdp_adopted && tc_adopted,
+        pinned: false,
+    })
+}
+
+/// TC ingress and egress only, next to another program's XDP: TCX links
+/// where they can be pinned, clsact filters otherwise.
+fn attach_tc_only(
+    ebpf: &mut Ebpf,
+    pin_root: &Path,
+    ifname: &str,
+    xdp: XdpState,
+    tcx: bool,
+    pin_links: &mut Option<bool>,
+) -> Result<Attachment, DatapathError> {
+    if tcx && *pin_links != Some(false) {
+        let first = pin_links.is_none();
+        match tcx_links(ebpf, pin_root, ifname, first)? {
+            Some(adopted) => {
+                *pin_links = Some(true);
+                return Ok(Attachment {
+                    ifname: ifname.to_owned(),
+                    xdp,
+                    tc: TcAttach::Tcx,
+                    adopted,
+                    pinned: true,
+                });
+            }
+            None => *pin_links = Some(false),
+        }
     }
+    let adopted = tc_pair_by_netlink(ebpf, ifname)?;
     Ok(Attachment {
         ifname: ifname.to_owned(),
         xdp,
         tc: TcAttach::Clsact,
-        adopted: xdp_adopted && tc_adopted,
+        adopted,
         pinned: false,
     })
 }
@@ -236,7 +323,28 @@ fn attach_links(
             mode
         }
     };
-    // TCX.
+    // The XDP link could be pinned: the TCX links must be too.
+    tcx_links(ebpf, pin_root, ifname, false)?;
+    Ok(Some(Attachment {
+        ifname: ifname.to_owned(),
+        xdp: XdpState::Hostfw(xdp),
+        tc: TcAttach::Tcx,
+        adopted: adopted.is_some(),
+        pinned: true,
+    }))
+}
+
+/// Pinned TCX links for ingress and egress, existing ones taken over.
+/// `may_fall_back`: when the first pin fails with EPERM, `Ok(None)` (links
+/// cannot be pinned here); otherwise that is an error. `Some(adopted)`:
+/// both links were already pinned.
+fn tcx_links(
+    ebpf: &mut Ebpf,
+    pin_root: &Path,
+    ifname: &str,
+    may_fall_back: bool,
+) -> Result<Option<bool>, DatapathError> {
+    let mut adopted = true;
     for (name, kind) in [
         (PROG_TC_INGRESS, TcAttachType::Ingress),
         (PROG_TC_EGRESS, TcAttachType::Egress),
@@ -249,6 +357,7 @@ fn attach_links(
                 .map_err(|e| DatapathError::program(name, format!("replace on {ifname}"), e))?;
             continue;
         }
+        adopted = false;
         let id = prog
             .attach_with_options(ifname, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
             .map_err(|e| DatapathError::program(name, format!("attach (tcx) to {ifname}"), e))?;
@@ -256,15 +365,13 @@ fn attach_links(
             .take_link(id)
             .map_err(|e| DatapathError::program(name, "take link", e))?;
         let fd_link = FdLink::try_from(link).map_err(|e| pin_error(&path, &e))?;
-        link_pinned(try_pin(fd_link, &path)?, &path)?;
+        let pinned = try_pin(fd_link, &path)?;
+        if !pinned && may_fall_back && kind == TcAttachType::Ingress {
+            return Ok(None);
+        }
+        link_pinned(pinned, &path)?;
     }
-    Ok(Some(Attachment {
-        ifname: ifname.to_owned(),
-        xdp,
-        tc: TcAttach::Tcx,
-        adopted: adopted.is_some(),
-        pinned: true,
-    }))
+    Ok(Some(adopted))
 }
 
 fn link_pinned(pinned: bool, path: &Path) -> Result<(), DatapathError> {
@@ -273,17 +380,19 @@ fn link_pinned(pinned: bool, path: &Path) -> Result<(), DatapathError> {
     } else {
         Err(DatapathError::LinkPin {
             path: path.to_path_buf(),
-            message: "the XDP link could be pinned but this TCX link could not".into(),
+            message: "an earlier link could be pinned but this TCX link could not".into(),
         })
     }
 }
 
-/// XDP through `IFLA_XDP`: native where the driver supports it; an
-/// existing hostfw attachment is replaced in its own mode.
+/// XDP through `IFLA_XDP`: native where the driver supports it; hostfw's
+/// existing attachment (the caller checked it is hostfw's) is replaced in
+/// its own mode.
 fn xdp_by_netlink(
     ebpf: &mut Ebpf,
     ifname: &str,
     ifindex: u32,
+    existing: Option<xdp_netlink::Attached>,
 ) -> Result<(XdpAttach, bool), DatapathError> {
     let prog: &mut Xdp = super::program_mut(ebpf, PROG_XDP)?;
     let fd = prog
@@ -291,19 +400,6 @@ fn xdp_by_netlink(
         .map_err(|e| DatapathError::program(PROG_XDP, "fd", e))?
         .as_fd()
         .as_raw_fd();
-    let existing = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
-    if let Some(a) = existing
-        && !is_ours(a.prog_id)
-    {
-        return Err(DatapathError::Netlink {
-            ifname: ifname.to_owned(),
-            message: format!(
-                "another XDP program (id {}) is attached; hostfw does not replace it \
-                 (exclude the interface in [interfaces], or detach that program)",
-                a.prog_id
-            ),
-        });
-    }
     let modes: &[XdpAttach] = match existing {
         Some(a) if a.native => &[XdpAttach::Native],
         Some(_) => &[XdpAttach::Generic],
@@ -331,6 +427,18 @@ fn netlink_error(ifname: &str, e: &std::io::Error) -> DatapathError {
         ifname: ifname.to_owned(),
         message: e.to_string(),
     }
+}
+
+/// hostfw's clsact filters on ingress and egress; whether both existed.
+fn tc_pair_by_netlink(ebpf: &mut Ebpf, ifname: &str) -> Result<bool, DatapathError> {
+    let mut adopted = true;
+    for (name, kind) in [
+        (PROG_TC_INGRESS, TcAttachType::Ingress),
+        (PROG_TC_EGRESS, TcAttachType::Egress),
+    ] {
+        adopted &= tc_by_netlink(ebpf, ifname, name, kind)?;
+    }
+    Ok(adopted)
 }
 
 /// A clsact filter of hostfw's priority and handle; an existing one is
@@ -410,15 +518,16 @@ pub fn detach_links(pin_root: &Path, ifname: &str) -> Result<(), Vec<DatapathErr
     }
 }
 
-/// Removes hostfw's netlink attachments (XDP and clsact filters, found by
-/// program name) from `ifname`.
-pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
+/// Removes hostfw's netlink attachments from `ifname`: its XDP program
+/// (only if the record under `pin_root` says it is hostfw's: another
+/// program stays) and its clsact filters (found by program name).
+pub fn detach_netlink(pin_root: &Path, ifname: &str) -> Result<bool, DatapathError> {
     let ifindex = nix::net::if_::if_nametoindex(ifname)
         .map_err(|_| DatapathError::NoInterface(ifname.to_owned()))?;
     let mut found = false;
     let attached = xdp_netlink::query(ifindex).map_err(|e| netlink_error(ifname, &e))?;
     if let Some(a) = attached
-        && is_ours(a.prog_id)
+        && owns(pin_root, ifname, a.prog_id)
     {
         let flags = if a.native {
             xdp_netlink::XDP_FLAGS_DRV_MODE
@@ -428,6 +537,7 @@ pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
         xdp_netlink::set(ifindex, -1, flags).map_err(|e| netlink_error(ifname, &e))?;
         found = true;
     }
+    remove_record(pin_root, ifname)?;
     for (name, kind) in [
         (PROG_TC_INGRESS, TcAttachType::Ingress),
         (PROG_TC_EGRESS, TcAttachType::Egress),
@@ -439,11 +549,117 @@ pub fn detach_netlink(ifname: &str) -> Result<bool, DatapathError> {
     Ok(found)
 }
 
-/// Whether the loaded program `id` is hostfw's XDP program.
-fn is_ours(id: u32) -> bool {
+/// Whether the XDP program `prog_id` attached to `ifname` is hostfw's: its
+/// id is the one recorded when hostfw attached it, or the program of one
+/// of hostfw's pinned XDP links there. Never by name.
+///
+/// Releases before the record attached through netlink without one: where
+/// no record exists, a program that uses hostfw's pinned config map (one
+/// of this pin root's maps) is hostfw's too.
+fn owns(pin_root: &Path, ifname: &str, prog_id: u32) -> bool {
+    let record = xdp_owner_record(pin_root, ifname);
+    if std::fs::symlink_metadata(&record).is_err() && uses_pinned_config(pin_root, prog_id) {
+        return true;
+    }
+    if read_record(pin_root, ifname) == Some(prog_id) {
+        return true;
+    }
+    [XdpAttach::Native, XdpAttach::Generic]
+        .into_iter()
+        .filter_map(|m| {
+            let path = link_pin(pin_root, ifname, xdp_pin_name(m));
+            let pinned = PinnedLink::from_pin(&path).ok()?;
+            FdLink::from(pinned).info().ok()
+        })
+        .any(|info| info.program_id() == prog_id)
+}
+
+/// Whether program `prog_id` uses the config map pinned under `pin_root`.
+fn uses_pinned_config(pin_root: &Path, prog_id: u32) -> bool {
+    let Some(config) = MapData::from_pin(pin_root.join(MAP_CONFIG))
+        .ok()
+        .and_then(|m| m.info().ok())
+        .map(|i| i.id())
+    else {
+        return false;
+    };
     aya::programs::loaded_programs()
         .flatten()
-        .any(|p| p.id() == id && p.name_as_str() == Some(PROG_XDP))
+        .find(|p| p.id() == prog_id)
+        .and_then(|p| p.map_ids().ok().flatten())
+        .is_some_and(|ids| ids.contains(&config))
+}
+
+/// The recorded id of hostfw's XDP program on `ifname`: the target of a
+/// symbolic link (bpffs holds no regular files).
+fn read_record(pin_root: &Path, ifname: &str) -> Option<u32> {
+    std::fs::read_link(xdp_owner_record(pin_root, ifname))
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// Records that hostfw's XDP program (as loaded here) is attached to
+/// `ifname`, and lets TC ingress trust its mark there.
+fn record_ours(
+    ebpf: &mut Ebpf,
+    pin_root: &Path,
+    ifname: &str,
+    ifindex: u32,
+) -> Result<(), DatapathError> {
+    let prog: &mut Xdp = super::program_mut(ebpf, PROG_XDP)?;
+    let id = prog
+        .info()
+        .map_err(|e| DatapathError::program(PROG_XDP, "info", e))?
+        .id();
+    let path = xdp_owner_record(pin_root, ifname);
+    remove_record(pin_root, ifname)?;
+    std::os::unix::fs::symlink(id.to_string(), &path)
+        .map_err(|source| DatapathError::PinDir { path, source })?;
+    set_owned(ebpf, ifname, ifindex, true)
+}
+
+fn remove_record(pin_root: &Path, ifname: &str) -> Result<(), DatapathError> {
+    let path = xdp_owner_record(pin_root, ifname);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(DatapathError::PinDir { path, source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Sets whether XDP on `ifindex` is hostfw's own, for TC ingress. An index
+/// past the map has no slot: TC there never trusts the mark.
+fn set_owned(
+    ebpf: &mut Ebpf,
+    ifname: &str,
+    ifindex: u32,
+    owned: bool,
+) -> Result<(), DatapathError> {
+    if ifindex >= MAX_IFINDEX {
+        return Ok(());
+    }
+    let map = ebpf.map_mut(MAP_XDP_OWNED).ok_or(DatapathError::Missing {
+        kind: "map",
+        name: MAP_XDP_OWNED,
+    })?;
+    let fail = |e: aya::maps::MapError| DatapathError::XdpOwner {
+        ifname: ifname.to_owned(),
+        message: format!("map {MAP_XDP_OWNED}, slot {ifindex}: {e}"),
+    };
+    let mut array: Array<_, u32> = Array::try_from(map).map_err(fail)?;
+    array.set(ifindex, u32::from(owned), 0).map_err(fail)
+}
+
+/// The name the kernel holds for program `id` (empty when unknown).
+fn program_name(id: u32) -> String {
+    aya::programs::loaded_programs()
+        .flatten()
+        .find(|p| p.id() == id)
+        .and_then(|p| p.name_as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Interfaces that have pinned links under `pin_root`.

@@ -28,7 +28,11 @@ pub fn prepare(pin_root: &Path) -> Result<(), DatapathError> {
             source,
         })?;
     }
-    for dir in [pin_root.to_path_buf(), links_dir(pin_root)] {
+    for dir in [
+        pin_root.to_path_buf(),
+        links_dir(pin_root),
+        xdp_owner_dir(pin_root),
+    ] {
         std::fs::create_dir_all(&dir)
             .map_err(|source| DatapathError::PinDir { path: dir, source })?;
     }
@@ -39,6 +43,20 @@ pub fn prepare(pin_root: &Path) -> Result<(), DatapathError> {
 #[must_use]
 pub fn links_dir(pin_root: &Path) -> PathBuf {
     pin_root.join("links")
+}
+
+/// Directory of the records of hostfw's XDP programs, one per interface.
+#[must_use]
+pub fn xdp_owner_dir(pin_root: &Path) -> PathBuf {
+    pin_root.join("xdp-owner")
+}
+
+/// The record of the XDP program hostfw attached to `ifname`: a symbolic
+/// link whose target is the program's id (bpffs holds no regular files).
+/// Dots become colons as in [`link_pin`].
+#[must_use]
+pub fn xdp_owner_record(pin_root: &Path, ifname: &str) -> PathBuf {
+    xdp_owner_dir(pin_root).join(ifname.replace('.', ":"))
 }
 
 /// Pin path of one interface's link for one program: `IFNAME:PROGRAM`.

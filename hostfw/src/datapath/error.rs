@@ -59,6 +59,15 @@ pub enum DatapathError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
+    /// The record of whose program runs at XDP on an interface (the
+    /// `HFW_XDP_OWNED` slot TC ingress reads) could not be written.
+    #[error("{ifname}: recording whether XDP there is hostfw's: {message}")]
+    XdpOwner {
+        /// Interface.
+        ifname: String,
+        /// What failed.
+        message: String,
+    },
     /// A link pin could not be created, read or removed.
     #[error("link pin {path}: {message}")]
     LinkPin {

@@ -29,9 +29,9 @@ use aya::{
 };
 pub use error::DatapathError;
 use hostfw_common::names::{
-    MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_FRAGS, MAP_HOSTS_V4, MAP_HOSTS_V6, MAP_IDENT_V4,
-    MAP_IDENT_V6, MAP_POLICY, MAP_POLICY_EXACT, MAP_RULE_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS,
-    PROG_XDP,
+    GLOBAL_XDP_MARK, MAP_CONNTRACK, MAP_CONNTRACK_NEW, MAP_FRAGS, MAP_HOSTS_V4, MAP_HOSTS_V6,
+    MAP_IDENT_V4, MAP_IDENT_V6, MAP_POLICY, MAP_POLICY_EXACT, MAP_RULE_STATS, PROG_TC_EGRESS,
+    PROG_TC_INGRESS, PROG_XDP,
 };
 
 /// The compiled eBPF object, built by `build.rs`.
@@ -98,6 +98,8 @@ pub struct Datapath {
     sizes: MapSizes,
     /// Whether link pins work here (`None`: not tried yet).
     pin_links: Option<bool>,
+    /// The hand-off mark of this load (see [`Self::xdp_mark`]).
+    xdp_mark: u32,
     /// Each generation's entries as last written here, with the revision
     /// they were written under: writes then need no read-back.
     slots: [Option<(u32, crate::mapstate::MapState)>; 2],
@@ -120,8 +122,10 @@ impl Datapath {
         let rule_stats = s
             .rule_ids
             .saturating_mul(hostfw_common::config::GENERATIONS);
+        let xdp_mark = random_mark();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&opts.pin_root)
+            .override_global(GLOBAL_XDP_MARK, &xdp_mark, true)
             .map_max_entries(MAP_IDENT_V4, s.ident_v4)
             .map_max_entries(MAP_HOSTS_V4, s.ident_v4)
             .map_max_entries(MAP_IDENT_V6, s.ident_v6)
@@ -148,6 +152,7 @@ impl Datapath {
             pin_root: opts.pin_root.clone(),
             sizes: s,
             pin_links: None,
+            xdp_mark,
             slots: [None, None],
             retired: [None, None],
         })
@@ -163,6 +168,15 @@ impl Datapath {
     #[must_use]
     pub fn sizes(&self) -> MapSizes {
         self.sizes
+    }
+
+    /// The metadata mark with which this load's XDP tells TC ingress it
+    /// passed a packet: drawn at random at load, so another XDP program
+    /// has no fixed value to forge (TC also trusts it only where XDP is
+    /// hostfw's own).
+    #[must_use]
+    pub fn xdp_mark(&self) -> u32 {
+        self.xdp_mark
     }
 
     /// Attaches (or adopts) the programs on `ifname`.
@@ -215,7 +229,16 @@ impl Datapath {
                 errors.push(DatapathError::PinDir { path, source: e });
             }
         }
-        for dir in [bpffs::links_dir(pin_root), pin_root.to_path_buf()] {
+        let records = bpffs::xdp_owner_dir(pin_root);
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                errors.push(DatapathError::PinDir { path, source: e });
+            }
+        }
+        for dir in [bpffs::links_dir(pin_root), records, pin_root.to_path_buf()] {
             if let Err(e) = std::fs::remove_dir(&dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
@@ -229,6 +252,16 @@ impl Datapath {
             Ok(())
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// A random non-zero hand-off mark.
+fn random_mark() -> u32 {
+    loop {
+        let m: u32 = rand::random();
+        if m != 0 {
+            return m;
         }
     }
 }

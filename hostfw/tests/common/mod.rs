@@ -7,10 +7,15 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod daemon;
+pub mod foreign;
 pub mod frames;
 pub mod kubeapi;
 pub mod notify;
 pub mod traffic;
+
+/// Raw `bpf(2)` of the benchmarks: programs without a toolchain.
+#[path = "../../examples/common/rawbpf.rs"]
+pub mod rawbpf;
 
 use std::{
     fs::File,
