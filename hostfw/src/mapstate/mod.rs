@@ -265,11 +265,26 @@ impl MapState {
                 skip |= bit;
             }
         };
-        unless(self.ident_v4.keys().any(|n| n.prefix_len() == 32), SKIP_HOSTS_V4);
-        unless(self.ident_v4.keys().any(|n| n.prefix_len() < 32), SKIP_IDENT_V4);
-        unless(self.ident_v6.keys().any(|n| n.prefix_len() == 128), SKIP_HOSTS_V6);
-        unless(self.ident_v6.keys().any(|n| n.prefix_len() < 128), SKIP_IDENT_V6);
-        unless(self.policy.keys().any(PolicyEntry::is_exact), SKIP_POLICY_EXACT);
+        unless(
+            self.ident_v4.keys().any(|n| n.prefix_len() == 32),
+            SKIP_HOSTS_V4,
+        );
+        unless(
+            self.ident_v4.keys().any(|n| n.prefix_len() < 32),
+            SKIP_IDENT_V4,
+        );
+        unless(
+            self.ident_v6.keys().any(|n| n.prefix_len() == 128),
+            SKIP_HOSTS_V6,
+        );
+        unless(
+            self.ident_v6.keys().any(|n| n.prefix_len() < 128),
+            SKIP_IDENT_V6,
+        );
+        unless(
+            self.policy.keys().any(PolicyEntry::is_exact),
+            SKIP_POLICY_EXACT,
+        );
         unless(self.policy.keys().any(|e| !e.is_exact()), SKIP_POLICY_TRIE);
         skip
     }
