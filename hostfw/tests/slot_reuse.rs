@@ -79,6 +79,7 @@ fn an_unchanged_policy_writes_nothing_and_keeps_its_revision() {
     assert!(first.changes >= 400, "first apply writes: {first:?}");
     let again = apply(&mut t, &rules(1..=200), Switch::Confirmed);
     assert_eq!(again.changes, 0, "{again:?}");
+    assert!(again.unchanged && !first.unchanged);
     assert_eq!(again.revision, first.revision);
     assert_eq!(again.generation, first.generation);
     assert!(allows(&t, 5, 40000));

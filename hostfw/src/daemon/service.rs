@@ -359,14 +359,17 @@ impl Service {
             }
         };
         source::log_report(&lowered);
+        let writes = if applied.unchanged {
+            "unchanged: nothing written".to_owned()
+        } else {
+            format!("{} map changes in {:?}", applied.changes, applied.took)
+        };
         let what = format!(
-            "{} in {} mode, revision {} ({} rules, {} map changes in {:?})",
+            "{} in {} mode, revision {} ({} rules, {writes})",
             source_name(snap),
             snap.mode.name(),
             applied.revision,
             lowered.rules.rules.len(),
-            applied.changes,
-            applied.took
         );
         let active = Active {
             snapshot: snap.clone(),

@@ -46,6 +46,8 @@ pub struct Applied {
     pub changes: usize,
     /// Wall time of the write and switch.
     pub took: Duration,
+    /// The policy was the one in force: nothing was written or switched.
+    pub unchanged: bool,
 }
 
 /// The state of the generation switch, as userspace sees it.
@@ -119,6 +121,7 @@ impl Datapath {
                     revision: meta.revision,
                     changes: 0,
                     took: start.elapsed(),
+                    unchanged: true,
                 });
             }
         }
@@ -174,6 +177,7 @@ impl Datapath {
             revision,
             changes,
             took: start.elapsed(),
+            unchanged: false,
         })
     }
 
