@@ -1568,12 +1568,12 @@ impl Report<'_> {
             let total = fnum(r, "total_ms");
             goals.push((
                 format!(
-                    "compile and apply of 10,000 rules <= 100 ms: {total:.0} ms (compile {:.0}, apply {:.0}, \
-                     which includes the 20 ms grace before the old generation is cleared)",
+                    "compile and apply of 10,000 rules into empty slots <= 20 ms: {total:.0} ms \
+                     (compile {:.0}, apply {:.0}; verdict_cost prints the other control-plane goals)",
                     fnum(r, "compile_ms"),
                     fnum(r, "apply_ms")
                 ),
-                total <= 100.0,
+                total <= 20.0,
             ));
         }
         if let Some(c) = self.control.iter().find(|c| c.rules == 10_000) {
