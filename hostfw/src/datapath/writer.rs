@@ -129,15 +129,14 @@ impl Datapath {
         let (active, confirmed) = match slot_state {
             SlotState::Empty => (self.config()?.active(), None),
             SlotState::Confirmed { generation } => (generation, Some(generation)),
+            // (Past the deadline the kernel already left the trial, but a
+            // packet that read the config word just before may still read
+            // it: the trial's slot is retired now either way.)
             SlotState::Trial {
                 trial, confirmed, ..
-            } => {
-                self.switch_to(Config::confirmed(confirmed), trial)?;
-                (confirmed, Some(confirmed))
             }
-            // The kernel left the trial at its deadline, long enough ago.
-            SlotState::Expired { confirmed, .. } => {
-                self.set_config(Config::confirmed(confirmed))?;
+            | SlotState::Expired { trial, confirmed } => {
+                self.switch_to(Config::confirmed(confirmed), trial)?;
                 (confirmed, Some(confirmed))
             }
         };
@@ -212,12 +211,9 @@ impl Datapath {
         match self.slot_state()? {
             SlotState::Trial {
                 trial, confirmed, ..
-            } => {
-                self.switch_to(Config::confirmed(confirmed), trial)?;
-                Ok(true)
             }
-            SlotState::Expired { confirmed, .. } => {
-                self.set_config(Config::confirmed(confirmed))?;
+            | SlotState::Expired { trial, confirmed } => {
+                self.switch_to(Config::confirmed(confirmed), trial)?;
                 Ok(true)
             }
             _ => Ok(false),
