@@ -504,3 +504,27 @@ fn a_rollback_restores_the_confirmed_policy_as_enforced() {
     assert_eq!(d.status()["revision"], before["revision"]);
     assert!(reach(8080) && !reach(9090));
 }
+
+/// `hostfw stop` says what the daemon will do: one run with
+/// `--detach-on-exit` detaches even without `stop --detach`, and says so
+/// (it used to answer "the last policy stays enforced").
+#[test]
+fn stop_says_what_a_detach_on_exit_daemon_does() {
+    let (pair, mut d) = node_serving(&[9090]);
+    d.start_with(|c| {
+        c.arg("--detach-on-exit");
+    });
+    assert!(traffic::tcp_ok(&pair.peer, pair.node_v4, 9090, LONG));
+    let said = d.ok(&["stop"]);
+    assert!(said.contains("detaching from every interface"), "{said}");
+    let start = Instant::now();
+    while d.exited().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.child = None;
+    assert!(
+        !d.pin_root.exists(),
+        "the pins are gone: the daemon detached as it said"
+    );
+}

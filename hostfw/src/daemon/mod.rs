@@ -193,9 +193,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             }
             Some((req, reply)) = requests.recv() => {
                 if let Request::Stop { detach } = req {
+                    // What happens is what this daemon will do at exit: a
+                    // daemon run with --detach-on-exit detaches either way.
+                    detach_on_exit |= detach;
                     let _ = reply.send(Response {
                         ok: true,
-                        message: if detach {
+                        message: if detach_on_exit {
                             "stopping; detaching from every interface".into()
                         } else {
                             "stopping; the last policy stays enforced".into()
@@ -203,7 +206,6 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                         status: None,
                         data: None,
                     });
-                    detach_on_exit |= detach;
                     break Ok(());
                 }
                 let answer = match req {
