@@ -22,7 +22,9 @@ cargo clippy -q --all-targets -- -D warnings 2>&1 | quiet
 tier "fmt + clippy (and build)"
 log=$(mktemp)
 rc=0
-cargo test --all-targets -- --test-threads=2 2>&1 | quiet | tee "$log" || rc=1
+# Release, like the packages: tests/package.rs and the system tiers then
+# reuse this build instead of compiling everything a second time.
+cargo test --release --all-targets -- --test-threads=2 2>&1 | quiet | tee "$log" || rc=1
 tier "cargo test (unit, privileged)"
 # The system tiers: the .deb on systemd-nspawn machines, then QEMU VMs.
 ./vm-tests/nspawn.sh 2>&1 | tee -a "$log" || rc=1
