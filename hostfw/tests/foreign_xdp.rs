@@ -119,7 +119,7 @@ fn tc_enforces_the_policy_when_another_xdp_program_is_attached() {
     );
     let c = t.dp.counters().expect("counters");
     assert!(c.get(Stat::Dropped) >= 2, "TC dropped: {c:?}");
-    assert_eq!(c.get(Stat::XdpDecided), 0, "no packet skipped TC: {c:?}");
+    assert_eq!(c.get(Stat::XdpDecided), 0, "every packet was decided by TC: {c:?}");
 }
 
 #[test]
@@ -167,12 +167,12 @@ fn forged_mark_after_takeover(mark: u32) {
 }
 
 #[test]
-fn a_forged_hfw1_mark_does_not_skip_tc_ingress() {
+fn a_forged_hfw1_mark_does_not_bypass_tc_ingress() {
     forged_mark_after_takeover(HFW1);
 }
 
 #[test]
-fn a_forged_fixed_mark_does_not_skip_tc_ingress() {
+fn a_forged_fixed_mark_does_not_bypass_tc_ingress() {
     forged_mark_after_takeover(0xdead_beef);
 }
 
@@ -197,7 +197,7 @@ fn the_loaded_mark_is_not_trusted_where_xdp_is_foreign() {
     servers(&pair);
     assert_enforced(&pair, "forger writing hostfw's current mark");
     let c = t.dp.counters().expect("counters");
-    assert_eq!(c.get(Stat::XdpDecided), 0, "no packet skipped TC: {c:?}");
+    assert_eq!(c.get(Stat::XdpDecided), 0, "every packet was decided by TC: {c:?}");
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn hostfws_own_mark_spares_tc_ingress_a_second_decision() {
     let c = t.dp.counters().expect("counters");
     assert!(
         c.get(Stat::XdpDecided) > 0,
-        "TC ingress skipped packets XDP passed: {c:?}"
+        "TC ingress decided packets XDP passed again: {c:?}"
     );
 }
 
