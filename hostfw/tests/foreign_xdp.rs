@@ -119,7 +119,11 @@ fn tc_enforces_the_policy_when_another_xdp_program_is_attached() {
     );
     let c = t.dp.counters().expect("counters");
     assert!(c.get(Stat::Dropped) >= 2, "TC dropped: {c:?}");
-    assert_eq!(c.get(Stat::XdpDecided), 0, "every packet was decided by TC: {c:?}");
+    assert_eq!(
+        c.get(Stat::XdpDecided),
+        0,
+        "every packet was decided by TC: {c:?}"
+    );
 }
 
 #[test]
@@ -197,7 +201,11 @@ fn the_loaded_mark_is_not_trusted_where_xdp_is_foreign() {
     servers(&pair);
     assert_enforced(&pair, "forger writing hostfw's current mark");
     let c = t.dp.counters().expect("counters");
-    assert_eq!(c.get(Stat::XdpDecided), 0, "every packet was decided by TC: {c:?}");
+    assert_eq!(
+        c.get(Stat::XdpDecided),
+        0,
+        "every packet was decided by TC: {c:?}"
+    );
 }
 
 #[test]

@@ -5,9 +5,19 @@
 //! pieces. glibc keeps freed small chunks in its heaps, so without help the
 //! daemon's resident size stays near its peak after every reload.
 
-/// Returns the free memory of every malloc arena to the system. Called after
-/// each reload; costs a few milliseconds at 100,000 rules.
-pub fn release_freed() {
+/// Returns freed memory (see [`release_freed`]) when dropped: at the end of
+/// a reload, on every path out of it.
+pub struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        release_freed();
+    }
+}
+
+/// Returns the free memory of every malloc arena to the system; costs a few
+/// milliseconds at 100,000 rules.
+fn release_freed() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks and trims glibc's own heaps.
     unsafe {

@@ -299,20 +299,9 @@ impl Service {
         check: Preflight<'_>,
         save: Save,
     ) -> Result<String, Refused> {
-        let result = self.switch_lowered(snap, lowered, trial, check, save);
-        // The reload's transients (and the policy it replaced) are freed.
-        crate::daemon::memory::release_freed();
-        result
-    }
-
-    fn switch_lowered(
-        &mut self,
-        snap: &Snapshot,
-        lowered: Lowered,
-        trial: Option<Duration>,
-        check: Preflight<'_>,
-        save: Save,
-    ) -> Result<String, Refused> {
+        // Whatever the outcome, the reload's transients (and the policy it
+        // replaced) are freed by the time this returns.
+        let _release = crate::daemon::memory::ReleaseOnDrop;
         if let Preflight::Check(caller) = check {
             preflight::check(&lowered.rules, caller).map_err(Refused)?;
         }
