@@ -92,7 +92,7 @@ impl Datapath {
             DatapathError::map(MAP_RULE_STATS, "read", aya::maps::MapError::IoError(e))
         })?;
         let sums = super::batch::percpu_u64_sums(stats.map().fd().as_fd(), base + 1, last, cpus)
-            .map_err(|e| batch_error(MAP_RULE_STATS, e))?;
+            .map_err(|e| DatapathError::batch(MAP_RULE_STATS, "read", e))?;
         Ok((1..).zip(sums).filter(|&(_, n)| n > 0).collect())
     }
 
@@ -133,7 +133,7 @@ impl Datapath {
             .map_err(|e| DatapathError::map(name, "read info", e))?
             .max_entries();
         let used = super::batch::count::<CtKey, CtValue>(ct.map().fd().as_fd())
-            .map_err(|e| batch_error(name, e))?;
+            .map_err(|e| DatapathError::batch(name, "read", e))?;
         Ok((used as u64, u64::from(capacity)))
     }
 }
@@ -182,15 +182,4 @@ impl Datapath {
                 audited: a.audited + c.audited,
             }))
     }
-}
-
-fn batch_error(name: &'static str, e: super::batch::BatchError) -> DatapathError {
-    DatapathError::map(
-        name,
-        "read",
-        aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_lookup_batch",
-            io_error: e.source,
-        }),
-    )
 }

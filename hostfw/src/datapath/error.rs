@@ -104,6 +104,22 @@ impl DatapathError {
         }
     }
 
+    /// A batched map call ([`super::batch`]) the kernel refused.
+    pub(crate) fn batch(
+        map: &'static str,
+        action: &'static str,
+        e: super::batch::BatchError,
+    ) -> Self {
+        Self::map(
+            map,
+            action,
+            aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_*_batch",
+                io_error: e.source,
+            }),
+        )
+    }
+
     pub(crate) fn program(
         program: &'static str,
         action: impl Into<String>,

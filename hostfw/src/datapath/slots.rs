@@ -165,7 +165,7 @@ impl Datapath {
     }
 }
 
-fn slot_index(generation: u32) -> usize {
+pub(super) fn slot_index(generation: u32) -> usize {
     usize::from(generation & 1 == 1)
 }
 
@@ -186,54 +186,22 @@ fn split<E: Copy, V: Copy>(
     (yes, no)
 }
 
-/// The descriptor of a hash map or trie, once `check` has accepted its key
-/// and value types (aya's typed wrappers compare them with the map's).
-fn checked_fd<'a>(
-    dp: &'a Datapath,
-    name: &'static str,
-    check: impl FnOnce(&'a Map) -> Result<(), aya::maps::MapError>,
-) -> Result<BorrowedFd<'a>, DatapathError> {
+/// The descriptor of map `name` once its typed wrapper `M` accepts it (aya's
+/// wrappers compare key and value sizes with the map's), for the batched
+/// calls. Only hash maps and tries are written this way.
+fn typed_fd<'a, M>(dp: &'a Datapath, name: &'static str) -> Result<BorrowedFd<'a>, DatapathError>
+where
+    M: TryFrom<&'a Map, Error = aya::maps::MapError>,
+{
     let map = dp.map_named(name)?;
-    check(map).map_err(|e| DatapathError::map(name, "open", e))?;
+    M::try_from(map).map_err(|e| DatapathError::map(name, "open", e))?;
     match map {
         Map::HashMap(d) | Map::LpmTrie(d) => Ok(d.fd().as_fd()),
-        _ => Err(DatapathError::map(
+        _ => Err(DatapathError::Missing {
+            kind: "hash map or trie",
             name,
-            "open",
-            aya::maps::MapError::InvalidName {
-                name: name.to_owned(),
-            },
-        )),
-    }
-}
-
-fn hash_fd<'a, K: Pod, V: Pod>(
-    dp: &'a Datapath,
-    name: &'static str,
-) -> Result<BorrowedFd<'a>, DatapathError> {
-    checked_fd(dp, name, |m| {
-        HashMap::<&MapData, K, V>::try_from(m).map(drop)
-    })
-}
-
-fn trie_fd<'a, K: Pod, V: Pod>(
-    dp: &'a Datapath,
-    name: &'static str,
-) -> Result<BorrowedFd<'a>, DatapathError> {
-    checked_fd(dp, name, |m| {
-        LpmTrie::<&MapData, K, V>::try_from(m).map(drop)
-    })
-}
-
-fn batch_err(name: &'static str, action: &'static str, e: batch::BatchError) -> DatapathError {
-    DatapathError::map(
-        name,
-        action,
-        aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_batch",
-            io_error: e.source,
         }),
-    )
+    }
 }
 
 /// The entries of one hash map that `entry` accepts.
@@ -242,8 +210,8 @@ fn read_hash<K: Pod, V: Pod, E: Ord>(
     name: &'static str,
     entry: impl Fn(&K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
-    let all = batch::lookup_all::<K, V>(hash_fd::<K, V>(dp, name)?)
-        .map_err(|e| batch_err(name, "read", e))?;
+    let all = batch::lookup_all::<K, V>(typed_fd::<HashMap<&MapData, K, V>>(dp, name)?)
+        .map_err(|e| DatapathError::batch(name, "read", e))?;
     Ok(all
         .into_iter()
         .filter_map(|(k, v)| Some((entry(&k)?, v)))
@@ -257,8 +225,8 @@ fn read_trie<K: Pod, V: Pod, E: Ord>(
     name: &'static str,
     entry: impl Fn(u32, &K) -> Option<E>,
 ) -> Result<BTreeMap<E, V>, DatapathError> {
-    let all = batch::lookup_all::<Key<K>, V>(trie_fd::<K, V>(dp, name)?)
-        .map_err(|e| batch_err(name, "read", e))?;
+    let all = batch::lookup_all::<Key<K>, V>(typed_fd::<LpmTrie<&MapData, K, V>>(dp, name)?)
+        .map_err(|e| DatapathError::batch(name, "read", e))?;
     Ok(all
         .into_iter()
         .filter_map(|(k, v)| Some((entry(k.prefix_len(), &k.data())?, v)))
@@ -273,10 +241,10 @@ fn write_batch<K: Pod, V: Pod, E>(
     key: impl Fn(&E) -> K,
 ) -> Result<(), DatapathError> {
     let gone: Vec<K> = changes.removals.iter().map(&key).collect();
-    batch::delete(fd, &gone).map_err(|e| batch_err(name, "remove", e))?;
+    batch::delete(fd, &gone).map_err(|e| DatapathError::batch(name, "remove", e))?;
     let keys: Vec<K> = changes.upserts.iter().map(|(e, _)| key(e)).collect();
     let values: Vec<V> = changes.upserts.iter().map(|&(_, v)| v).collect();
-    batch::update(fd, &keys, &values).map_err(|e| batch_err(name, "insert", e))
+    batch::update(fd, &keys, &values).map_err(|e| DatapathError::batch(name, "insert", e))
 }
 
 /// Applies one hash map's changes, removals first.
@@ -286,7 +254,12 @@ fn write_hash<K: Pod, V: Pod, E>(
     changes: &MapChanges<E, V>,
     key: impl Fn(&E) -> K,
 ) -> Result<(), DatapathError> {
-    write_batch(hash_fd::<K, V>(dp, name)?, name, changes, key)
+    write_batch(
+        typed_fd::<HashMap<&MapData, K, V>>(dp, name)?,
+        name,
+        changes,
+        key,
+    )
 }
 
 /// Applies one trie's changes, removals first.
@@ -296,7 +269,12 @@ fn write_trie<K: Pod, V: Pod, E>(
     changes: &MapChanges<E, V>,
     key: impl Fn(&E) -> Key<K>,
 ) -> Result<(), DatapathError> {
-    write_batch(trie_fd::<K, V>(dp, name)?, name, changes, key)
+    write_batch(
+        typed_fd::<LpmTrie<&MapData, K, V>>(dp, name)?,
+        name,
+        changes,
+        key,
+    )
 }
 
 /// The address prefix length of an identity key's prefix length.

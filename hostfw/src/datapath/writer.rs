@@ -225,7 +225,7 @@ impl Datapath {
     fn switch_to(&mut self, cfg: Config, left: u32) -> Result<(), DatapathError> {
         self.set_config(cfg)?;
         if cfg.active() != left {
-            self.retired[usize::from(left & 1 == 1)] = Some(Instant::now());
+            self.retired[super::slots::slot_index(left)] = Some(Instant::now());
         }
         Ok(())
     }
@@ -234,7 +234,7 @@ impl Datapath {
     /// read the config word just before it was switched away from, are done.
     /// No wait unless that switch was less than [`GRACE`] ago.
     fn wait_retired(&mut self, generation: u32) {
-        if let Some(at) = self.retired[usize::from(generation & 1 == 1)].take() {
+        if let Some(at) = self.retired[super::slots::slot_index(generation)].take() {
             let left = GRACE.saturating_sub(at.elapsed());
             if !left.is_zero() {
                 std::thread::sleep(left);
