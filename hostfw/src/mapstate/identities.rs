@@ -145,7 +145,7 @@ pub(crate) fn assign(
     let mut nets: Vec<u32> = Vec::new();
     let mut excepts: Vec<u32> = Vec::new();
     let mut label: Vec<SelectorId> = Vec::new();
-    for ((v6, len, bits), i) in order {
+    for &((v6, len, bits), i) in &order {
         let width = if v6 { 128 } else { 32 };
         nets.clear();
         excepts.clear();
@@ -204,15 +204,10 @@ pub(crate) fn assign(
     };
     // Renumber: identities so far are provisional (first seen, first
     // numbered); each takes the previous number of its first prefix that
-    // had one and that no other identity took.
+    // had one (in the address order above) and that no other identity took.
     let mut number: Vec<u32> = vec![IDENTITY_NONE; interned.len() + 1];
     let mut taken: HashSet<u32> = HashSet::default();
-    let mut by_address: Vec<&Prefix> = prefixes.iter().collect();
-    by_address.sort_unstable_by_key(|p| {
-        let (v6, len, bits) = bits_of(&p.net);
-        (v6, bits, len)
-    });
-    for p in by_address {
+    for p in order.iter().map(|&(_, i)| &prefixes[i]) {
         let Some(slot) = number.get_mut(p.identity as usize) else {
             continue;
         };
