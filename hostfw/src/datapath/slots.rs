@@ -111,7 +111,7 @@ impl Datapath {
         generation: u32,
         diff: &MapDiff,
     ) -> Result<(), DatapathError> {
-        let (hosts, nets) = split(&diff.ident_v4, |n| n.prefix_len() == 32);
+        let (hosts, nets) = split(&diff.ident_v4, crate::mapstate::is_host_v4);
         write_hash(self, MAP_HOSTS_V4, &hosts, |n| {
             ident_key_v4(generation, n).1
         })?;
@@ -119,7 +119,7 @@ impl Datapath {
             let (plen, k) = ident_key_v4(generation, n);
             Key::new(plen, k)
         })?;
-        let (hosts, nets) = split(&diff.ident_v6, |n| n.prefix_len() == 128);
+        let (hosts, nets) = split(&diff.ident_v6, crate::mapstate::is_host_v6);
         write_hash(self, MAP_HOSTS_V6, &hosts, |n| {
             ident_key_v6(generation, n).1
         })?;

@@ -251,42 +251,24 @@ impl MapState {
     }
 
     /// The `SKIP_*` bits of the tables these entries leave empty, as the
-    /// writer splits them (host prefixes and exact entries in the hashes,
-    /// the rest in the tries).
+    /// writer splits them ([`is_host_v4`], [`is_host_v6`],
+    /// [`PolicyEntry::is_exact`]: the hashes, the rest in the tries).
     #[must_use]
     pub fn skips(&self) -> u32 {
         use hostfw_common::config::{
             SKIP_HOSTS_V4, SKIP_HOSTS_V6, SKIP_IDENT_V4, SKIP_IDENT_V6, SKIP_POLICY_EXACT,
             SKIP_POLICY_TRIE,
         };
-        let mut skip = 0;
-        let mut unless = |present: bool, bit: u32| {
-            if !present {
-                skip |= bit;
-            }
-        };
-        unless(
-            self.ident_v4.keys().any(|n| n.prefix_len() == 32),
-            SKIP_HOSTS_V4,
-        );
-        unless(
-            self.ident_v4.keys().any(|n| n.prefix_len() < 32),
-            SKIP_IDENT_V4,
-        );
-        unless(
-            self.ident_v6.keys().any(|n| n.prefix_len() == 128),
-            SKIP_HOSTS_V6,
-        );
-        unless(
-            self.ident_v6.keys().any(|n| n.prefix_len() < 128),
-            SKIP_IDENT_V6,
-        );
-        unless(
-            self.policy.keys().any(PolicyEntry::is_exact),
-            SKIP_POLICY_EXACT,
-        );
-        unless(self.policy.keys().any(|e| !e.is_exact()), SKIP_POLICY_TRIE);
-        skip
+        let skip_if_none = |present: bool, bit: u32| if present { 0 } else { bit };
+        let (hosts4, nets4) = tables_used(self.ident_v4.keys().map(is_host_v4));
+        let (hosts6, nets6) = tables_used(self.ident_v6.keys().map(is_host_v6));
+        let (exact, trie) = tables_used(self.policy.keys().map(PolicyEntry::is_exact));
+        skip_if_none(hosts4, SKIP_HOSTS_V4)
+            | skip_if_none(nets4, SKIP_IDENT_V4)
+            | skip_if_none(hosts6, SKIP_HOSTS_V6)
+            | skip_if_none(nets6, SKIP_IDENT_V6)
+            | skip_if_none(exact, SKIP_POLICY_EXACT)
+            | skip_if_none(trie, SKIP_POLICY_TRIE)
     }
 
     /// Whether both hold the same map entries (settings aside).
@@ -432,6 +414,37 @@ pub enum CapacityError {
         /// Rule ids per generation.
         rule_ids: u32,
     },
+}
+
+/// Whether an IPv4 identity prefix goes to the host hash (`HFW_HOSTS_V4`):
+/// a hit there is the longest match. The others go to `HFW_IDENT_V4`.
+#[must_use]
+pub fn is_host_v4(net: &Ipv4Net) -> bool {
+    net.prefix_len() == 32
+}
+
+/// Whether an IPv6 identity prefix goes to `HFW_HOSTS_V6` (see
+/// [`is_host_v4`]).
+#[must_use]
+pub fn is_host_v6(net: &Ipv6Net) -> bool {
+    net.prefix_len() == 128
+}
+
+/// (some entry goes to the hash, some to the trie), from each entry's "goes
+/// to the hash"; stops as soon as both are known.
+fn tables_used(in_hash: impl Iterator<Item = bool>) -> (bool, bool) {
+    let (mut hash, mut trie) = (false, false);
+    for h in in_hash {
+        if h {
+            hash = true;
+        } else {
+            trie = true;
+        }
+        if hash && trie {
+            break;
+        }
+    }
+    (hash, trie)
 }
 
 #[cfg(test)]
