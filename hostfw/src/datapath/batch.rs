@@ -43,6 +43,19 @@ struct BatchAttr {
     flags: u64,
 }
 
+impl BatchAttr {
+    /// A call on `count` entries at `keys` and `values` (addresses).
+    fn new(fd: BorrowedFd<'_>, keys: u64, values: u64, count: usize) -> Self {
+        Self {
+            keys,
+            values,
+            count: count_of(count),
+            map_fd: fd.as_raw_fd() as u32,
+            ..Self::default()
+        }
+    }
+}
+
 /// `union bpf_attr`, the member of the one-entry commands.
 #[repr(C)]
 #[derive(Default)]
@@ -117,13 +130,12 @@ pub fn update<K: Pod, V: Pod>(
     assert_eq!(keys.len(), values.len(), "one value per key");
     let mut done = 0;
     while done < keys.len() {
-        let mut attr = BatchAttr {
-            keys: keys[done..].as_ptr() as u64,
-            values: values[done..].as_ptr() as u64,
-            count: count_of(keys.len() - done),
-            map_fd: fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
-        };
+        let mut attr = BatchAttr::new(
+            fd,
+            keys[done..].as_ptr() as u64,
+            values[done..].as_ptr() as u64,
+            keys.len() - done,
+        );
         match call(BPF_MAP_UPDATE_BATCH, &mut attr) {
             (_, None) => return Ok(()),
             (n, Some(e)) if unsupported(&e, done + n) => {
@@ -165,12 +177,7 @@ pub fn update_each<K: Pod, V: Pod>(
 pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<usize, BatchError> {
     let (mut done, mut missing) = (0, 0);
     while done < keys.len() {
-        let mut attr = BatchAttr {
-            keys: keys[done..].as_ptr() as u64,
-            count: count_of(keys.len() - done),
-            map_fd: fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
-        };
+        let mut attr = BatchAttr::new(fd, keys[done..].as_ptr() as u64, 0, keys.len() - done);
         match call(BPF_MAP_DELETE_BATCH, &mut attr) {
             (_, None) => return Ok(missing),
             (n, Some(e)) if unsupported(&e, done + n) => {
@@ -233,11 +240,12 @@ fn for_each_chunk<K: Pod, V: Pod>(
         let mut attr = BatchAttr {
             in_batch: if first { 0 } else { token_in.as_ptr() as u64 },
             out_batch: token_out.as_mut_ptr() as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: count_of(chunk),
-            map_fd: fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
+            ..BatchAttr::new(
+                fd,
+                keys.as_mut_ptr() as u64,
+                values.as_mut_ptr() as u64,
+                chunk,
+            )
         };
         let (n, err) = call(BPF_MAP_LOOKUP_BATCH, &mut attr);
         let n = n.min(chunk);
@@ -349,11 +357,12 @@ pub fn percpu_u64_sums(
                 std::ptr::from_ref(&token_in) as u64
             },
             out_batch: std::ptr::from_mut(&mut token_out) as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: count_of(want),
-            map_fd: fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
+            ..BatchAttr::new(
+                fd,
+                keys.as_mut_ptr() as u64,
+                values.as_mut_ptr() as u64,
+                want,
+            )
         };
         let (n, err) = call(BPF_MAP_LOOKUP_BATCH, &mut attr);
         let n = n.min(want);
