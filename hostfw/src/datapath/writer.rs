@@ -129,14 +129,8 @@ impl Datapath {
         let (active, confirmed) = match slot_state {
             SlotState::Empty => (self.config()?.active(), None),
             SlotState::Confirmed { generation } => (generation, Some(generation)),
-            // (Past the deadline the kernel already left the trial, but a
-            // packet that read the config word just before may still read
-            // it: the trial's slot is retired now either way.)
-            SlotState::Trial {
-                trial, confirmed, ..
-            }
-            | SlotState::Expired { trial, confirmed } => {
-                self.switch_to(Config::confirmed(confirmed), trial)?;
+            SlotState::Trial { confirmed, .. } | SlotState::Expired { confirmed, .. } => {
+                self.rollback()?;
                 (confirmed, Some(confirmed))
             }
         };
@@ -209,6 +203,9 @@ impl Datapath {
     /// Reverts a pending (or expired) trial to the confirmed policy.
     pub fn rollback(&mut self) -> Result<bool, DatapathError> {
         match self.slot_state()? {
+            // (Past the deadline the kernel already left the trial, but a
+            // packet that read the config word just before may still read
+            // it: the trial's slot is retired now either way.)
             SlotState::Trial {
                 trial, confirmed, ..
             }
