@@ -97,8 +97,9 @@ impl Datapath {
     }
 
     /// The use of both connection trackers (reads the maps in chunks of
-    /// thousands of entries: one call per chunk). `counters` is a snapshot of the packet counters, which
-    /// tell how many entries each tracker took in.
+    /// thousands of entries: one call per chunk). `counters` is a snapshot
+    /// of the packet counters, which tell how many entries each tracker
+    /// took in.
     pub fn conntrack_usage(&self, counters: &Counters) -> Result<ConntrackUsage, DatapathError> {
         let (est_used, est_cap) = self.tracker(MAP_CONNTRACK)?;
         let (new_used, new_cap) = self.tracker(MAP_CONNTRACK_NEW)?;
